@@ -1,0 +1,47 @@
+"""``memcorpus``: one console script; each subcommand lives in ``pipelines/commands/<name>.py``.
+
+A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Modules are found by name, so adding a command never touches this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from pipelines import commands
+
+
+def _command_modules() -> dict[str, str]:
+    return {
+        m.name.replace("_", "-"): f"{commands.__name__}.{m.name}"
+        for m in pkgutil.iter_modules(commands.__path__)
+        if not m.name.startswith("_")
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    mods = _command_modules()
+    parser = argparse.ArgumentParser(prog="memcorpus", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Import only the module that was asked for: torch/ray imports cost seconds.
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, modname in sorted(mods.items()):
+        if name == chosen:
+            mod = importlib.import_module(modname)
+            p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+        else:
+            sub.add_parser(name, help=f"(see memcorpus {name} --help)", add_help=False)
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.error(f"unknown command {args.command!r}")
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
