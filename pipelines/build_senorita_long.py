@@ -1,0 +1,128 @@
+"""Build the Señorita-Long corpus: Señorita-2M pairs whose targets are extended to 233 frames.
+
+    python pipelines/build_senorita_long.py                       # demo: generated pairs, tiny models
+    python pipelines/build_senorita_long.py --pairs PAIRS.json --root DIR --out OUT \\
+        --set extend.model=/models/framepack --set descriptors.model=/models/dinov2-base
+
+Each pair: validate both 33-frame clips -> extend the target forward by 200 frames with
+FramePack F1, the whole target clip as history (memory-v2v §0.E.2.1) -> DINOv2 segment
+descriptors of the source and the extended target (Alg. 2) -> one WebDataset sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python pipelines/build_senorita_long.py` (also under `ray job submit`)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.common import RunConfig, add_common_args, load_config, run_corpus  # noqa: E402
+from stages.base import Resources, Stage  # noqa: E402
+
+log = logging.getLogger("memcorpus.senorita")
+
+
+@dataclass(frozen=True)
+class ExtendConfig:
+    model: str = ""  # FramePack folder (transformer, vae, text encoders, image encoder) or hub id
+    num_new_frames: int = 200
+    steps: int = 25
+    device: str = "cpu"
+    cpus: float = 1.0
+    gpus: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_new_frames < 1:
+            raise ValueError(f"extend.num_new_frames must be >= 1, got {self.num_new_frames}")
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    model: str = ""  # DINOv2 folder or hub id, e.g. facebook/dinov2-base
+    device: str = "cpu"
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+@dataclass(frozen=True)
+class SenoritaConfig:
+    pairs: str = ""  # Señorita-2M metadata JSON; empty: generate the demo set
+    root: str = ""  # folder the metadata's paths are relative to (default: the metadata's folder)
+    clip_frames: int = 33
+    demo_pairs: int = 6
+    demo_size: tuple[int, int] = (128, 96)
+    tiny_models: str = "out/tiny_models"  # where the demo builds its tiny random models
+    extend: ExtendConfig = field(default_factory=ExtendConfig)
+    descriptors: DescriptorConfig = field(default_factory=DescriptorConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(out="out/senorita_long"))
+
+    def __post_init__(self) -> None:
+        if self.clip_frames < 2:
+            raise ValueError(f"clip_frames must be >= 2, got {self.clip_frames}")
+        if self.pairs and not Path(self.pairs).is_file():
+            raise ValueError(f"pairs: {self.pairs} is not a file")
+
+
+def resolve_models(cfg: SenoritaConfig) -> SenoritaConfig:
+    """Demo mode builds tiny random models; a real run must name its weights."""
+    from dataclasses import replace
+
+    from models.tiny import build_tiny
+
+    ext, desc = cfg.extend, cfg.descriptors
+    if cfg.pairs:
+        for key, value in (("extend.model", ext.model), ("descriptors.model", desc.model)):
+            if not value:
+                raise ValueError(f"{key} is not set: give a local folder or hub id (--set {key}=...); for an "
+                                 "offline smoke run, `memcorpus make-tiny-models DIR` and point it at DIR/<family>")
+        return cfg
+    if not ext.model:
+        ext = replace(ext, model=str(build_tiny("framepack", cfg.tiny_models)))
+    if not desc.model:
+        desc = replace(desc, model=str(build_tiny("dinov2", cfg.tiny_models)))
+    log.warning("demo mode: tiny RANDOM models from %s (plumbing only, not real FramePack/DINOv2)", cfg.tiny_models)
+    return replace(cfg, extend=ext, descriptors=desc)
+
+
+def build_inputs(cfg: SenoritaConfig):
+    from pipelines.demo_senorita import write_demo
+    from stages.senorita import load_pairs, pair_inputs
+
+    pairs = cfg.pairs
+    if not pairs:
+        pairs = str(write_demo(Path(cfg.run.out).parent / "senorita_demo_input", cfg.demo_pairs, cfg.demo_size))
+    return pair_inputs(load_pairs(pairs), cfg.root or Path(pairs).parent)
+
+
+def build_stages(cfg: SenoritaConfig) -> list[Stage]:
+    from stages.descriptors import SegmentDescriptors
+    from stages.extend import ExtendTarget
+    from stages.senorita import ValidatePair
+
+    e, d = cfg.extend, cfg.descriptors
+    return [
+        ValidatePair(clip_frames=cfg.clip_frames),
+        ExtendTarget(model=e.model, num_new_frames=e.num_new_frames, steps=e.steps, device=e.device, seed=e.seed,
+                     resources=Resources(cpus=e.cpus, gpus=e.gpus)),
+        SegmentDescriptors(model=d.model, device=d.device, resources=Resources(cpus=d.cpus, gpus=d.gpus)),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(p)
+    p.add_argument("--pairs", help="Señorita-2M metadata JSON (default: generate a demo set)")
+    p.add_argument("--root", help="folder the metadata paths are relative to (default: the JSON's folder)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    cfg = resolve_models(load_config(SenoritaConfig, args, pairs=args.pairs, root=args.root))
+    return run_corpus("senorita_long", cfg, build_inputs(cfg), build_stages(cfg)).exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""A toy corpus for testing the spine without models: numbers in, small arrays out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipelines.common import RunConfig
+from stages.base import Resources, Sample, Stage
+from stages.ids import text_id
+
+
+@dataclass
+class Square(Stage):
+    """Payload = n squared; multiples of ``reject_every`` are rejected as 'unlucky'."""
+
+    reject_every: int = 5
+    resources: Resources = Resources(cpus=0.25)
+    version: str = "square/1"
+
+    def process(self, batch: list[Sample]) -> list[Sample]:
+        for s in batch:
+            n = s.source["n"]
+            if n % self.reject_every == 0:
+                s.reject("unlucky", self.name, f"{n} is a multiple of {self.reject_every}")
+            else:
+                s.arrays["square"] = np.array([n * n], dtype=np.int64)
+                s.meta["n"] = n
+        return batch
+
+
+@dataclass
+class Split(Stage):
+    """Splits input n into n % 3 + 1 parts; odd parts of n=7 are rejected."""
+
+    version: str = "split/1"
+
+    def process(self, batch: list[Sample]) -> list[Sample]:
+        out = []
+        for s in batch:
+            k = s.source["n"] % 3 + 1
+            for i in range(k):
+                c = s.child(i, k, key=f"p{i}")
+                c.meta = {"n": s.source["n"], "part": i}
+                c.blobs["part.txt"] = f"{s.source['n']}:{i}".encode()
+                if s.source["n"] == 7 and i % 2:
+                    c.reject("odd_part", self.name)
+                out.append(c)
+        return out
+
+
+@dataclass
+class DieAfter(Stage):
+    """Kills the whole process (like SIGKILL) when it sees input ``n == at``: crash simulation."""
+
+    at: int = -1
+    version: str = "die/1"
+
+    def process(self, batch: list[Sample]) -> list[Sample]:
+        if any(s.source["n"] == self.at for s in batch):
+            os._exit(9)
+        return batch
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    run: RunConfig = field(default_factory=lambda: RunConfig(out="out/toy", runner="sequential", progress=False))
+
+
+def toy_inputs(ns) -> list[Sample]:
+    return [Sample(id=text_id(f"n={n}"), source={"n": n}) for n in ns]
