@@ -108,8 +108,10 @@ def build_stages(cfg: SenoritaConfig) -> list[Stage]:
     return [
         ValidatePair(clip_frames=cfg.clip_frames),
         ExtendTarget(model=e.model, num_new_frames=e.num_new_frames, steps=e.steps, device=e.device, seed=e.seed,
+                     config_key="extend.model",
                      resources=Resources(cpus=e.cpus, gpus=e.gpus)),
-        SegmentDescriptors(model=d.model, device=d.device, resources=Resources(cpus=d.cpus, gpus=d.gpus)),
+        SegmentDescriptors(model=d.model, device=d.device, config_key="descriptors.model",
+                           resources=Resources(cpus=d.cpus, gpus=d.gpus)),
     ]
 
 

@@ -9,8 +9,11 @@ Stages know nothing about Ray; the runner maps ``resources`` onto tasks or actor
 
 from __future__ import annotations
 
+import copy
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +101,15 @@ class Sample:
         )
 
 
+def _snapshot(s: Sample) -> Sample:
+    """A copy whose containers are independent of ``s`` (payload bytes/arrays are shared, not copied)."""
+    c = copy.copy(s)
+    for name in ("meta", "arrays", "blobs", "scratch", "timings"):
+        setattr(c, name, dict(getattr(s, name)))
+    c.errors = list(s.errors)
+    return c
+
+
 @dataclass
 class Stage:
     """Base class. Subclasses set their settings as fields and implement ``process``.
@@ -110,6 +122,8 @@ class Stage:
     resources: Resources = field(default_factory=Resources)
     batch_size: int = 1
     version: str = "0"
+    retries: int = 1  # extra attempts, one sample at a time, after process() raised on a batch
+    timeout_s: float | None = None  # per process() call; a hung call rejects its samples with "timeout"
 
     @property
     def name(self) -> str:
@@ -129,23 +143,61 @@ class Stage:
     def __call__(self, batch: list[Sample]) -> list[Sample]:
         """Run ``process`` on the live samples; rejected ones pass through untouched.
 
-        An exception escaping ``process`` is a bug or an unforeseen input: rather than kill
-        a long job, every sample of the batch is rejected with the exception recorded.
+        An exception escaping ``process`` is a bug or a flaky backend: rather than kill a long
+        job, the batch is retried one sample at a time (``retries`` extra attempts each), so
+        one bad sample cannot take its batch-mates down, and what still fails is rejected
+        with the exception recorded. A call that outlives ``timeout_s`` rejects its samples
+        with ``timeout`` and makes the next call rebuild the stage's state with ``setup()``.
         """
         live = [s for s in batch if not s.rejected]
         done = [s for s in batch if s.rejected]
         if not live:
             return done
         t0 = time.perf_counter()
-        try:
-            out = self.process(live)
-        except Exception as e:  # noqa: BLE001 - recorded as a reject reason, never swallowed
-            detail = "".join(traceback.format_exception_only(type(e), e)).strip()
-            out = [s.reject("stage_error", stage=self.name, detail=detail) for s in live]
+        out, err = self._attempt(live)
+        if err is not None:
+            out = []
+            for s in live:
+                for attempt in range(self.retries + 1):
+                    one, err = self._attempt([s])
+                    if err is None or err[0] == "timeout":
+                        break
+                if err is not None:
+                    one = [s.reject(err[0], stage=self.name, detail=f"after {attempt + 1} attempt(s): {err[1]}")]
+                out.extend(one)
         per_sample = (time.perf_counter() - t0) / max(len(live), 1)
         for s in out:
             s.timings[self.name] = s.timings.get(self.name, 0.0) + per_sample
         return done + out
+
+    def _attempt(self, batch: list[Sample]) -> tuple[list[Sample], tuple[str, str] | None]:
+        if getattr(self, "_needs_setup", False):
+            self.setup()
+            self._needs_setup = False
+        snapshot = [_snapshot(s) for s in batch]  # process() may half-mutate samples before failing
+        if self.timeout_s is None:
+            try:
+                return self.process(batch), None
+            except Exception as e:  # noqa: BLE001 - recorded as a reject reason, never swallowed
+                self._restore(batch, snapshot)
+                return [], ("stage_error", "".join(traceback.format_exception_only(type(e), e)).strip())
+        pool = ThreadPoolExecutor(max_workers=1)
+        fut = pool.submit(self.process, batch)
+        pool.shutdown(wait=False)
+        try:
+            return fut.result(timeout=self.timeout_s), None
+        except FuturesTimeout:
+            self._needs_setup = True  # the hung call still holds the old state; start afresh
+            # The hung thread may still write into `batch`: hand on untouched copies instead.
+            return [s.reject("timeout", self.name, f"no answer in {self.timeout_s:g} s") for s in snapshot], None
+        except Exception as e:  # noqa: BLE001
+            self._restore(batch, snapshot)
+            return [], ("stage_error", "".join(traceback.format_exception_only(type(e), e)).strip())
+
+    @staticmethod
+    def _restore(batch: list[Sample], snapshot: list[Sample]) -> None:
+        for s, snap in zip(batch, snapshot):
+            s.__dict__.update(_snapshot(snap).__dict__)
 
     def describe(self) -> dict[str, Any]:
         """Settings as plain data, for the run record."""

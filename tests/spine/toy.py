@@ -71,3 +71,24 @@ class ToyConfig:
 
 def toy_inputs(ns) -> list[Sample]:
     return [Sample(id=text_id(f"n={n}"), source={"n": n}) for n in ns]
+
+
+@dataclass
+class KillWorkerOnce(Stage):
+    """A model stage whose worker process SIGKILLs itself the first time it sees ``n == at``."""
+
+    at: int = -1
+    marker: str = ""  # a file that records the kill already happened (shared by all workers)
+    resources: Resources = Resources(cpus=0.5)
+    version: str = "killer/1"
+
+    def setup(self) -> None:
+        self.pid = os.getpid()
+
+    def process(self, batch: list[Sample]) -> list[Sample]:
+        if any(s.source["n"] == self.at for s in batch) and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), 9)
+        for s in batch:
+            s.meta["worker_pid"] = self.pid
+        return batch
