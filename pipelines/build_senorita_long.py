@@ -54,6 +54,7 @@ class SenoritaConfig:
     pairs: str = ""  # Señorita-2M metadata JSON; empty: generate the demo set
     root: str = ""  # folder the metadata's paths are relative to (default: the metadata's folder)
     clip_frames: int = 33
+    max_clip_bytes: int = 256 << 20
     demo_pairs: int = 6
     demo_size: tuple[int, int] = (128, 96)
     tiny_models: str = "out/tiny_models"  # where the demo builds its tiny random models
@@ -106,7 +107,7 @@ def build_stages(cfg: SenoritaConfig) -> list[Stage]:
 
     e, d = cfg.extend, cfg.descriptors
     return [
-        ValidatePair(clip_frames=cfg.clip_frames),
+        ValidatePair(clip_frames=cfg.clip_frames, max_bytes=cfg.max_clip_bytes),
         ExtendTarget(model=e.model, num_new_frames=e.num_new_frames, steps=e.steps, device=e.device, seed=e.seed,
                      config_key="extend.model",
                      resources=Resources(cpus=e.cpus, gpus=e.gpus)),

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stages.base import Resources, Sample, Stage
 from stages.ids import content_id, text_id
 from stages.video import DecodeError, iter_frames, probe
@@ -65,15 +67,30 @@ def pair_inputs(records: list[Any], root: str | Path) -> Iterator[Sample]:
         try:
             src = confine(root, rec["source_video_path"])
             tgt = confine(root, rec["target_video_path"])
-        except (ValueError, RuntimeError) as e:  # RuntimeError: symlink loop while resolving
+        except (RuntimeError, OSError) as e:  # a symlink loop while resolving
+            yield Sample(id=text_id(desc), source=source).reject("symlink_loop", "ingest", str(e))
+            continue
+        except ValueError as e:
             yield Sample(id=text_id(desc), source=source).reject("path_outside_root", "ingest", str(e))
             continue
-        absent = [str(p) for p in (src, tgt) if not p.is_file()]
+        absent = [str(p) for p in (src, tgt) if not p.exists()]
         if absent:
             yield Sample(id=text_id(desc), source=source).reject("missing_file", "ingest", ", ".join(absent))
             continue
+        not_files = [str(p) for p in (src, tgt) if not p.is_file()]
+        if not_files:
+            yield Sample(id=text_id(desc), source=source).reject("not_a_file", "ingest", ", ".join(not_files))
+            continue
         sid = content_id([src, tgt], extra=str(rec["instruction"]))
         yield Sample(id=sid, source={**source, "source_abs": str(src), "target_abs": str(tgt)})
+
+
+def _is_vfr(times: list[float], tolerance: float) -> bool:
+    d = np.diff(np.asarray(times, dtype=np.float64))
+    if len(d) < 2 or not np.isfinite(d).all():
+        return False
+    med = float(np.median(d))
+    return med <= 0 or float(np.max(np.abs(d - med))) > tolerance * med
 
 
 @dataclass
@@ -82,6 +99,8 @@ class ValidatePair(Stage):
 
     clip_frames: int = 33
     max_bytes: int = 256 << 20
+    max_side: int = 4096  # larger frames are not Señorita clips (and would exhaust a GPU worker)
+    vfr_tolerance: float = 0.25  # frame-interval spread, relative to the median, that still counts as constant
     resources: Resources = Resources(cpus=0.5)
     version: str = "pair/1"
 
@@ -103,9 +122,16 @@ class ValidatePair(Stage):
                 return
             data = path.read_bytes()
             info = probe(data)
-            frames = sum(1 for _ in iter_frames(data, size=(16, 16)))  # count what really decodes
-            if frames != self.clip_frames:
-                s.reject("wrong_frame_count", self.name, f"{role}: {frames} frames, expected {self.clip_frames}")
+            if max(info.width, info.height) > self.max_side:
+                s.reject("frame_too_large", self.name, f"{role}: {info.width}x{info.height} > {self.max_side}")
+                return
+            times = [t for _, t, _ in iter_frames(data, size=(16, 16))]  # count what really decodes
+            if len(times) != self.clip_frames:
+                s.reject("wrong_frame_count", self.name, f"{role}: {len(times)} frames, expected {self.clip_frames}")
+                return
+            if _is_vfr(times, self.vfr_tolerance):
+                s.reject("variable_frame_rate", self.name, f"{role}: frame intervals vary by more than "
+                         f"{self.vfr_tolerance:.0%}; re-encode at a constant rate")
                 return
             infos[role] = info
             s.blobs[f"{role}.mp4"] = data
