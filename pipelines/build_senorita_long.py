@@ -65,7 +65,7 @@ class SenoritaConfig:
     def __post_init__(self) -> None:
         if self.clip_frames < 2:
             raise ValueError(f"clip_frames must be >= 2, got {self.clip_frames}")
-        if self.pairs and not Path(self.pairs).is_file():
+        if self.pairs and "://" not in self.pairs and not Path(self.pairs).is_file():
             raise ValueError(f"pairs: {self.pairs} is not a file")
 
 
@@ -97,7 +97,8 @@ def build_inputs(cfg: SenoritaConfig):
     pairs = cfg.pairs
     if not pairs:
         pairs = str(write_demo(Path(cfg.run.out).parent / "senorita_demo_input", cfg.demo_pairs, cfg.demo_size))
-    return pair_inputs(load_pairs(pairs), cfg.root or Path(pairs).parent)
+    root = cfg.root or (pairs.rsplit("/", 1)[0] if "://" in pairs else str(Path(pairs).parent))
+    return pair_inputs(load_pairs(pairs), root)
 
 
 def build_stages(cfg: SenoritaConfig) -> list[Stage]:

@@ -107,6 +107,18 @@ def versions_of(stages: list[Stage]) -> tuple[dict[str, str], str]:
     return versions, key
 
 
+_SECRET = ("key", "token", "secret", "password", "credential")
+
+
+def redact(tree: Any) -> Any:
+    """The config as recorded in runs/<run>.json: values of secret-looking keys are never written."""
+    if isinstance(tree, dict):
+        return {k: "<redacted>" if any(w in k.lower() for w in _SECRET) and v else redact(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [redact(v) for v in tree]
+    return tree
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
@@ -170,7 +182,7 @@ def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Sta
     summary.shards = writer.shards
     summary.wall_s = time.perf_counter() - t0
     record = {
-        "run": run, "corpus": corpus, "complete": True, "config": to_tree(cfg), "versions": versions,
+        "run": run, "corpus": corpus, "complete": True, "config": redact(to_tree(cfg)), "versions": versions,
         "versions_key": vkey, "runner": run_cfg.runner, "runner_info": getattr(runner, "info", {}),
         "counts": dict(summary.counts), "reject_reasons": dict(summary.reasons),
         "stage_seconds": summary.stage_seconds, "stage_samples": dict(summary.stage_samples),

@@ -11,15 +11,16 @@ final manifest, so the next run resumes from exactly what was committed.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipelines.storage import Storage
 
 FORMAT = "memcorpus/1"
 INDEX = "dataset.json"
@@ -43,52 +44,33 @@ SCHEMAS = {
 }
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def write_table(store: Storage, rel: str, table: str, rows: list[dict[str, Any]]) -> None:
+    """Write one Parquet table durably (temporary name, fsync, rename; one PUT on object stores)."""
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMAS[table]), buf)
+    store.write_atomic(rel, buf.getvalue())
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def write_table(path: Path, table: str, rows: list[dict[str, Any]]) -> None:
-    """Write one Parquet table durably (temporary name, fsync, rename)."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMAS[table]), tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_table(path: Path, table: str) -> list[dict[str, Any]]:
-    return pq.read_table(path, schema=SCHEMAS[table]).to_pylist()
+def read_table(store: Storage, rel: str, table: str) -> list[dict[str, Any]]:
+    return pq.read_table(io.BytesIO(store.read_bytes(rel)), schema=SCHEMAS[table]).to_pylist()
 
 
 class DatasetFolder:
     """One dataset folder. Not safe for two concurrent writers (the runner is the one writer)."""
 
     def __init__(self, root: str | Path, corpus: str) -> None:
-        self.root = Path(root)
+        self.store = Storage(root)
+        self.root = self.store.root  # a Path for local folders, the URI otherwise
         self.corpus = corpus
         for sub in ("shards", "manifest", "rejects", "runs"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            self.store.makedirs(sub)
 
     # -- the index -------------------------------------------------------------------------
     def index(self) -> dict[str, Any]:
-        p = self.root / INDEX
-        if not p.exists():
+        p = f"{self.root}/{INDEX}"  # for messages
+        if not self.store.exists(INDEX):
             return {"format": FORMAT, "corpus": self.corpus, "shards": [], "manifests": [], "runs": []}
-        idx = json.loads(p.read_text())
+        idx = json.loads(self.store.read_bytes(INDEX))
         if idx.get("format") != FORMAT:
             raise ValueError(f"{p}: format {idx.get('format')!r} is not {FORMAT!r}")
         if idx.get("corpus") != self.corpus:
@@ -96,20 +78,18 @@ class DatasetFolder:
         return idx
 
     def write_index(self, idx: dict[str, Any]) -> None:
-        atomic_write(self.root / INDEX, json.dumps(idx, indent=1, sort_keys=True).encode())
+        self.store.write_atomic(INDEX, json.dumps(idx, indent=1, sort_keys=True).encode())
 
     # -- commits ---------------------------------------------------------------------------
     def commit(self, run: str, seq: int, shard: dict[str, Any] | None, tables: dict[str, list[dict]]) -> None:
         """Durably write this commit's manifest parts, then list them (and the shard) in the index."""
-        part_dir = self.root / "manifest" / run
-        part_dir.mkdir(exist_ok=True)
+        self.store.makedirs(f"manifest/{run}")
         entry: dict[str, Any] = {"run": run, "seq": seq}
         for t in TABLES:
             if tables.get(t):
                 rel = f"manifest/{run}/{t}-{seq:06d}.parquet"
-                write_table(self.root / rel, t, tables[t])
+                write_table(self.store, rel, t, tables[t])
                 entry[t] = rel
-        fsync_dir(part_dir)
         idx = self.index()
         if shard is not None:
             idx["shards"].append(shard)
@@ -122,18 +102,18 @@ class DatasetFolder:
         parts = [m for m in idx["manifests"] if m["run"] == run]
         final = {"run": run, "seq": -1}
         for t in TABLES:
-            rows = [r for m in parts if m.get(t) for r in read_table(self.root / m[t], t)]
+            rows = [r for m in parts if m.get(t) for r in read_table(self.store, m[t], t)]
             rel = {"inputs": f"manifest/{run}.parquet", "samples": f"manifest/{run}.samples.parquet",
                    "rejects": f"rejects/{run}.parquet"}[t]
-            write_table(self.root / rel, t, rows)
+            write_table(self.store, rel, t, rows)
             final[t] = rel
-        atomic_write(self.root / "runs" / f"{run}.json", json.dumps(record, indent=1, default=str).encode())
+        self.store.write_atomic(f"runs/{run}.json", json.dumps(record, indent=1, default=str).encode())
         idx["manifests"] = [m for m in idx["manifests"] if m["run"] != run] + [final]
         idx["runs"] = [r for r in idx["runs"] if r["run"] != run] + [
             {"run": run, "complete": True, "crashed": not record.get("complete", True), "record": f"runs/{run}.json"}
         ]
         self.write_index(idx)
-        shutil.rmtree(self.root / "manifest" / run, ignore_errors=True)
+        self.store.rmtree(f"manifest/{run}")
 
     # -- recovery --------------------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -144,24 +124,24 @@ class DatasetFolder:
         listed |= {r["record"] for r in idx["runs"] if r.get("record")}
         removed = []
         for sub in ("shards", "manifest", "rejects", "runs"):
-            for p in sorted((self.root / sub).rglob("*")):
-                rel = p.relative_to(self.root).as_posix()
-                if p.is_file() and rel not in listed:
-                    p.unlink()
+            for rel in self.store.files(sub):
+                if rel not in listed:
+                    self.store.remove(rel)
                     removed.append(rel)
         complete = {r["run"] for r in idx["runs"] if r.get("complete")}
         crashed = sorted({m["run"] for m in idx["manifests"]} - complete)
         for run in crashed:
             self.finish_run(run, {"run": run, "complete": False, "note": "crashed; committed parts recovered",
                                   "recovered_at": time.time()})
-        for d in (self.root / "manifest").iterdir():
-            if d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
+        if self.store.local:
+            for d in Path(self.store.path("manifest")).iterdir():
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
         return removed
 
     # -- what is already there ---------------------------------------------------------------
     def rows(self, table: str) -> list[dict[str, Any]]:
-        return [r for m in self.index()["manifests"] if m.get(table) for r in read_table(self.root / m[table], table)]
+        return [r for m in self.index()["manifests"] if m.get(table) for r in read_table(self.store, m[table], table)]
 
     def done_inputs(self) -> dict[str, set[str]]:
         """input id -> the versions keys it was built with."""

@@ -15,12 +15,14 @@ from collections import Counter
 from pathlib import Path
 
 from pipelines.dataset import INDEX, TABLES, read_table
+from pipelines.storage import Storage
 
 
-def _shard_keys(path: Path) -> Counter:
+def _shard_keys(store: Storage, rel: str) -> Counter:
     """Sample keys in a tar, read the way webdataset groups members (key = name up to the first dot)."""
     keys: Counter = Counter()
-    with tarfile.open(path, mode="r|") as tar:  # streaming: a truncated tar raises here
+    path = Path(rel)
+    with store.open_read(rel) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:  # a truncated tar raises here
         last = None
         for m in tar:
             if not m.isfile():
@@ -37,21 +39,20 @@ def _shard_keys(path: Path) -> Counter:
 
 def verify(root: str | Path) -> tuple[list[str], dict[str, int]]:
     """Returns ``(problems, stats)``; an empty problem list means the dataset is consistent."""
-    root = Path(root)
+    store = Storage(root)
     problems: list[str] = []
-    idx_path = root / INDEX
-    if not idx_path.is_file():
-        return [f"{idx_path}: missing (not a dataset folder, or nothing was ever committed)"], {}
-    idx = json.loads(idx_path.read_text())
+    if not store.is_file(INDEX):
+        return [f"{store.path(INDEX)}: missing (not a dataset folder, or nothing was ever committed)"], {}
+    idx = json.loads(store.read_bytes(INDEX))
     listed = [s["path"] for s in idx["shards"]] + [m[t] for m in idx["manifests"] for t in TABLES if m.get(t)]
     for rel in listed:
         if ".tmp" in rel or Path(rel).name.startswith("."):
             problems.append(f"temporary file listed: {rel}")
-        if not (root / rel).is_file():
+        if not store.is_file(rel):
             problems.append(f"listed file missing: {rel}")
     if problems:
         return problems, {}
-    rows = {t: [r for m in idx["manifests"] if m.get(t) for r in read_table(root / m[t], t)] for t in TABLES}
+    rows = {t: [r for m in idx["manifests"] if m.get(t) for r in read_table(store, m[t], t)] for t in TABLES}
 
     # shards hold exactly the samples the manifest says, each once
     sample_at = Counter(r["key"] for r in rows["samples"])
@@ -64,7 +65,7 @@ def verify(root: str | Path) -> tuple[list[str], dict[str, int]]:
     seen_keys: Counter = Counter()
     for s in idx["shards"]:
         try:
-            keys = _shard_keys(root / s["path"])
+            keys = _shard_keys(store, s["path"])
         except (tarfile.TarError, ValueError, OSError, EOFError) as e:
             problems.append(f"shard {s['path']} unreadable: {e}")
             continue
@@ -103,11 +104,10 @@ def verify(root: str | Path) -> tuple[list[str], dict[str, int]]:
 
     # per run: inputs processed = accepted + rejected
     for r in idx.get("runs", []):
-        rec_path = root / r.get("record", "")
-        if not rec_path.is_file():
+        if not r.get("record") or not store.is_file(r["record"]):
             problems.append(f"run {r['run']}: record {r.get('record')} missing")
             continue
-        rec = json.loads(rec_path.read_text())
+        rec = json.loads(store.read_bytes(r["record"]))
         if not rec.get("complete", True):
             continue  # a crashed run's counts were never final
         got = Counter(x["status"] for x in rows["inputs"] if x["run"] == r["run"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import tarfile
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.dataset import DatasetFolder, fsync_dir
+from pipelines.dataset import DatasetFolder
 from stages.base import Sample
 from stages.ids import sanitize_key
 
@@ -99,8 +98,7 @@ class RunWriter:
         return f"shards/{self.corpus}-{self.run}-{self.seq:06d}.tar"
 
     def _open_tar(self) -> None:
-        tmp = self.folder.root / f"{self._shard_rel()}.tmp"
-        self._fh = open(tmp, "wb", buffering=1 << 20)
+        self._fh = self.folder.store.open_write(f"{self._shard_rel()}.tmp")
         self._tar = True
 
     def _add_to_tar(self, key: str, members: dict[str, bytes]) -> int:
@@ -123,9 +121,7 @@ class RunWriter:
     def _close_tar(self) -> None:
         end = 2 * tarfile.BLOCKSIZE  # end-of-archive marker, then pad to a whole record as tar does
         self._fh.write(b"\0" * (end + (-(self._fh.tell() + end) % tarfile.RECORDSIZE)))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        self.folder.store.close_durably(self._fh)
 
     # -- the stream ------------------------------------------------------------------------
     def write(self, s: Sample) -> None:
@@ -190,10 +186,8 @@ class RunWriter:
         if self._tar is not None:
             self._close_tar()
             rel = self._shard_rel()
-            final = self.folder.root / rel
-            os.replace(f"{final}.tmp", final)
-            fsync_dir(final.parent)
-            shard = {"path": rel, "samples": len(self._tar_keys), "bytes": final.stat().st_size, "run": self.run}
+            self.folder.store.publish(f"{rel}.tmp", rel)
+            shard = {"path": rel, "samples": len(self._tar_keys), "bytes": self.folder.store.size(rel), "run": self.run}
             self.shards.append(rel)
             self.bytes_written += shard["bytes"]
             self._tar, self._fh, self._tar_keys, self._tar_bytes = None, None, [], 0

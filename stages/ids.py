@@ -8,7 +8,6 @@ on the driver.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -20,10 +19,14 @@ _SAFE = re.compile(r"[^a-z0-9_]+")
 
 
 def file_digest(path: str | Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+    """Digest of a local path or an fsspec URI (s3://, memory://, ...)."""
+    import fsspec
+
     h = h or hashlib.blake2b(digest_size=16)
-    size = os.path.getsize(path)
+    fs, p = fsspec.core.url_to_fs(str(path))
+    size = int(fs.size(p))
     h.update(size.to_bytes(8, "little"))
-    with open(path, "rb") as f:
+    with fs.open(p, "rb") as f:
         if size <= FULL_HASH_LIMIT:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 
 from stages.base import Resources, Sample, Stage
 from stages.ids import content_id, text_id
@@ -25,23 +28,50 @@ from stages.video import DecodeError, iter_frames, probe
 REQUIRED_KEYS = ("source_video_path", "target_video_path", "instruction")
 
 
-def confine(root: Path, rel: str) -> Path:
-    """``root/rel`` resolved; ValueError when it leaves ``root`` (``..``, absolute paths, symlinks)."""
-    if not isinstance(rel, str) or not rel:
-        raise ValueError("path is empty or not a string")
-    if os.path.isabs(rel):
-        raise ValueError(f"absolute path {rel!r} (paths must be relative to --root)")
-    p = (root / rel).resolve()
-    if not p.is_relative_to(root.resolve()):
-        raise ValueError(f"path {rel!r} resolves outside the root")
-    return p
+class Root:
+    """The folder input paths are relative to: a local path or an fsspec URI; nothing may leave it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.fs, base = fsspec.core.url_to_fs(str(root))
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.base = str(Path(base).resolve()) if self.local else base.rstrip("/")
+
+    def confine(self, rel: str) -> str:
+        """The path of ``rel`` under the root; ValueError when it leaves it (``..``, absolute, symlinks)."""
+        if not isinstance(rel, str) or not rel:
+            raise ValueError("path is empty or not a string")
+        if os.path.isabs(rel) or "://" in rel:
+            raise ValueError(f"absolute path {rel!r} (paths must be relative to --root)")
+        if self.local:
+            p = (Path(self.base) / rel).resolve()  # follows symlinks: RuntimeError on a loop
+            if not p.is_relative_to(self.base):
+                raise ValueError(f"path {rel!r} resolves outside the root")
+            return str(p)
+        p = posixpath.normpath(posixpath.join(self.base, rel))
+        if not p.startswith(self.base + "/"):
+            raise ValueError(f"path {rel!r} resolves outside the root")
+        return p
+
+    def exists(self, p: str) -> bool:
+        return self.fs.exists(p)
+
+    def is_file(self, p: str) -> bool:
+        return self.fs.isfile(p)
+
+    def uri(self, p: str) -> str:
+        return p if self.local else self.fs.unstrip_protocol(p)
+
+
+def read_bytes(uri: str) -> bytes:
+    with fsspec.open(uri, "rb") as f:
+        return f.read()
 
 
 def load_pairs(pairs_path: str | Path) -> list[Any]:
-    """The metadata list. A file that is not a JSON list is a user mistake (ValueError)."""
-    p = Path(pairs_path)
+    """The metadata list (local path or fsspec URI). A file that is not a JSON list is a user mistake."""
+    p = str(pairs_path)
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(read_bytes(p))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"--pairs {p}: cannot read a JSON list of pairs ({e})") from e
     if isinstance(data, dict):  # some dumps wrap the list
@@ -53,7 +83,7 @@ def load_pairs(pairs_path: str | Path) -> list[Any]:
 
 def pair_inputs(records: list[Any], root: str | Path) -> Iterator[Sample]:
     """One input Sample per record, content-addressed; unusable records come out rejected."""
-    root = Path(root)
+    root = Root(root)
     for i, rec in enumerate(records):
         desc = json.dumps(rec, sort_keys=True, default=str)
         if not isinstance(rec, dict):
@@ -65,24 +95,25 @@ def pair_inputs(records: list[Any], root: str | Path) -> Iterator[Sample]:
             yield Sample(id=text_id(desc), source=source).reject("missing_keys", "ingest", ", ".join(missing))
             continue
         try:
-            src = confine(root, rec["source_video_path"])
-            tgt = confine(root, rec["target_video_path"])
+            src = root.confine(rec["source_video_path"])
+            tgt = root.confine(rec["target_video_path"])
         except (RuntimeError, OSError) as e:  # a symlink loop while resolving
             yield Sample(id=text_id(desc), source=source).reject("symlink_loop", "ingest", str(e))
             continue
         except ValueError as e:
             yield Sample(id=text_id(desc), source=source).reject("path_outside_root", "ingest", str(e))
             continue
-        absent = [str(p) for p in (src, tgt) if not p.exists()]
+        absent = [p for p in (src, tgt) if not root.exists(p)]
         if absent:
             yield Sample(id=text_id(desc), source=source).reject("missing_file", "ingest", ", ".join(absent))
             continue
-        not_files = [str(p) for p in (src, tgt) if not p.is_file()]
+        not_files = [p for p in (src, tgt) if not root.is_file(p)]
         if not_files:
             yield Sample(id=text_id(desc), source=source).reject("not_a_file", "ingest", ", ".join(not_files))
             continue
+        src, tgt = root.uri(src), root.uri(tgt)
         sid = content_id([src, tgt], extra=str(rec["instruction"]))
-        yield Sample(id=sid, source={**source, "source_abs": str(src), "target_abs": str(tgt)})
+        yield Sample(id=sid, source={**source, "source_abs": src, "target_abs": tgt})
 
 
 def _is_vfr(times: list[float], tolerance: float) -> bool:
@@ -115,12 +146,13 @@ class ValidatePair(Stage):
     def _validate(self, s: Sample) -> None:
         infos = {}
         for role in ("source", "target"):
-            path = Path(s.source[f"{role}_abs"])
-            size = path.stat().st_size
+            uri = s.source[f"{role}_abs"]
+            fs, p = fsspec.core.url_to_fs(uri)
+            size = int(fs.size(p))
             if size > self.max_bytes:
                 s.reject("file_too_large", self.name, f"{role}: {size} bytes > {self.max_bytes}")
                 return
-            data = path.read_bytes()
+            data = read_bytes(uri)
             info = probe(data)
             if max(info.width, info.height) > self.max_side:
                 s.reject("frame_too_large", self.name, f"{role}: {info.width}x{info.height} > {self.max_side}")

@@ -109,3 +109,18 @@ def test_verify_catches_damage(tmp_path):
 def test_config_rejects_unknown_runner(tmp_path):
     with pytest.raises(ValueError, match="run.runner"):
         RunConfig(out=str(tmp_path), runner="spark")
+
+
+def test_run_record_never_holds_secrets(tmp_path):
+    from dataclasses import dataclass, field
+
+    @dataclass(frozen=True)
+    class WithKey:
+        api_key: str = "sk-very-secret"
+        endpoint: str = "http://127.0.0.1:8000"
+        run: RunConfig = field(default_factory=lambda: RunConfig(out=str(tmp_path), runner="sequential",
+                                                                 progress=False))
+
+    s = run_corpus("toy", WithKey(), toy_inputs([1, 2]), [Square()])
+    text = (tmp_path / "runs" / f"{s.run}.json").read_text()
+    assert "sk-very-secret" not in text and "<redacted>" in text and "127.0.0.1:8000" in text
