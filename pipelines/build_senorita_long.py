@@ -29,8 +29,15 @@ log = logging.getLogger("memcorpus.senorita")
 @dataclass(frozen=True)
 class ExtendConfig:
     model: str = ""  # FramePack folder (transformer, vae, text encoders, image encoder) or hub id
+    transformer: str | None = None  # hub id/folder when `model` is the HunyuanVideo base repo
+    image_encoder: str | None = None  # e.g. lllyasviel/flux_redux_bfl
     num_new_frames: int = 200
     steps: int = 25
+    guidance: float = 10.0
+    latent_window_size: int = 9
+    resolution: int | None = None  # working area ~ resolution**2; None keeps the input size
+    dtype: str | None = None
+    decode_once: bool = False
     device: str = "cpu"
     cpus: float = 1.0
     gpus: float = 0.0
@@ -44,6 +51,8 @@ class ExtendConfig:
 @dataclass(frozen=True)
 class DescriptorConfig:
     model: str = ""  # DINOv2 folder or hub id, e.g. facebook/dinov2-base
+    segment_frames: int = 33  # one Señorita clip: every memory segment is a drop-in T-frame clip
+    frame_batch: int = 32
     device: str = "cpu"
     cpus: float = 1.0
     gpus: float = 0.0
@@ -109,10 +118,13 @@ def build_stages(cfg: SenoritaConfig) -> list[Stage]:
     e, d = cfg.extend, cfg.descriptors
     return [
         ValidatePair(clip_frames=cfg.clip_frames, max_bytes=cfg.max_clip_bytes),
-        ExtendTarget(model=e.model, num_new_frames=e.num_new_frames, steps=e.steps, device=e.device, seed=e.seed,
-                     config_key="extend.model",
+        ExtendTarget(model=e.model, transformer=e.transformer, image_encoder=e.image_encoder,
+                     num_new_frames=e.num_new_frames, steps=e.steps, guidance=e.guidance,
+                     latent_window_size=e.latent_window_size, resolution=e.resolution, dtype=e.dtype,
+                     decode_once=e.decode_once, device=e.device, seed=e.seed, config_key="extend.model",
                      resources=Resources(cpus=e.cpus, gpus=e.gpus)),
-        SegmentDescriptors(model=d.model, device=d.device, config_key="descriptors.model",
+        SegmentDescriptors(model=d.model, segment_frames=d.segment_frames, frame_batch=d.frame_batch,
+                           device=d.device, config_key="descriptors.model",
                            resources=Resources(cpus=d.cpus, gpus=d.gpus)),
     ]
 

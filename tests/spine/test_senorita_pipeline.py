@@ -109,7 +109,7 @@ def test_missing_model_is_a_clear_error(demo, tmp_path):
 @pytest.mark.ray
 def test_ray_runner_gives_the_same_manifest(built, demo, tiny, tmp_path):
     out, _ = built
-    cfg = _cfg(tmp_path / "ray", demo, tiny, runner="ray")
+    cfg = _cfg(tmp_path / "ray", demo, tiny, runner="ray", new_frames=9)
     s = run_corpus("senorita_long", cfg, build_inputs(cfg), build_stages(cfg))
     assert s.counts["accepted"] == 3
     key = lambda r: (r["id"], r["status"], r["reason"], r["versions_key"], len(r["samples"]))  # noqa: E731
@@ -125,7 +125,7 @@ def test_sigkill_mid_run_then_rerun_passes_verify(demo, tiny, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, str(ROOT / "pipelines" / "build_senorita_long.py"), "--pairs", str(pairs), "--out",
            str(out), "--runner", "sequential", "--set", f"extend.model={tiny['framepack']}", "--set",
-           f"descriptors.model={tiny['dinov2']}", "--set", "extend.steps=2", "--set", "run.shard_max_samples=1",
+           f"descriptors.model={tiny['dinov2']}", "--set", "extend.steps=1", "--set", "extend.num_new_frames=9", "--set", "run.shard_max_samples=1",
            "--set", "run.progress=false"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
