@@ -7,13 +7,15 @@ export HF_HUB_OFFLINE ?= 1
 export YOLO_OFFLINE ?= 1
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: setup demo demo-memento demo-multicam test test-fast bench soak experiment-memory lint clean
+.PHONY: setup demo demo-memento demo-multicam report test bench soak experiment-memory lint clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[cpu-backends,dev]'
+	@# the report test renders in Debian's headless chromium; without it that one test skips
+	scripts/ensure_chromium.sh || echo "WARNING: chromium not installed; the report rendering test will skip"
 	touch $(STAMP)
 
 demo: setup  ## the main job: Señorita-Long on generated pairs, embedded Ray, tiny models
@@ -24,6 +26,9 @@ demo-memento: setup
 
 demo-multicam: setup
 	$(PY) pipelines/build_multicam_corpus.py
+
+report: setup  ## the HTML dataset report of the demo corpus
+	$(VENV)/bin/memcorpus report out/senorita_long
 
 test: setup
 	$(PY) -m pytest -q --durations=15
