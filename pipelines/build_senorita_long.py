@@ -66,6 +66,7 @@ class SenoritaConfig:
     max_clip_bytes: int = 256 << 20
     demo_pairs: int = 6
     demo_size: tuple[int, int] = (128, 96)
+    demo_steps: int = 4  # sampling steps with the tiny random model: it makes noise at any step count
     tiny_models: str = "out/tiny_models"  # where the demo builds its tiny random models
     extend: ExtendConfig = field(default_factory=ExtendConfig)
     descriptors: DescriptorConfig = field(default_factory=DescriptorConfig)
@@ -92,7 +93,7 @@ def resolve_models(cfg: SenoritaConfig) -> SenoritaConfig:
                                  "offline smoke run, `memcorpus make-tiny-models DIR` and point it at DIR/<family>")
         return cfg
     if not ext.model:
-        ext = replace(ext, model=str(build_tiny("framepack", cfg.tiny_models)))
+        ext = replace(ext, model=str(build_tiny("framepack", cfg.tiny_models)), steps=cfg.demo_steps)
     if not desc.model:
         desc = replace(desc, model=str(build_tiny("dinov2", cfg.tiny_models)))
     log.warning("demo mode: tiny RANDOM models from %s (plumbing only, not real FramePack/DINOv2)", cfg.tiny_models)
