@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"videos": names, "scores": [[round(float(x), 6) for x in r] for r in scores],
                           "topk": topk}))
         return 0
-    print("target -> top-%d (score)" % args.top_k)
+    print(f"target -> top-{args.top_k} (score)")
     for i, n in enumerate(names):
         print(f"{n}: " + ", ".join(f"{m} ({scores[i, names.index(m)]:.3f})" for m in topk[n]))
     return 0
