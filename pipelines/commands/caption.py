@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=["hog", "yolo"], default="hog", help="for the recon frames")
     p.add_argument("--yolo-weights", default="")
     p.add_argument("--max-retries", type=int, default=2)
+    p.add_argument("--story-chars", type=int, default=1600, help="longest story caption (characters)")
+    p.add_argument("--caption-chars", type=int, default=1000, help="longest shot / recon caption (characters)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -38,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
             kw = {"device": args.device}
         stages = back_half_stages({"detector": args.detector, "yolo_weights": args.yolo_weights},
                                   {"backend": args.backend, "model": args.model, "backend_kwargs": kw,
-                                   "max_retries": args.max_retries})
+                                   "max_retries": args.max_retries,
+                                   "limits": {"story_chars": args.story_chars, "shot_chars": args.caption_chars,
+                                              "recon_chars": args.caption_chars}})
         sample = Sample(id="cli", source={"path": args.video},
                         meta={"fps": info.fps, "shots": shots}, blobs={"clip.mp4": Path(args.video).read_bytes()})
         out = next(SequentialRunner().run(stages, [sample]))
