@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", default="", help="PaddleOCR PP-OCRv5 det folder (backend paddle)")
     p.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video")
     p.add_argument("--aspect", type=float, default=0.0, help="crop aspect w/h (0: keep the picture's)")
+    p.add_argument("--keep-overlays", action="store_true", help="do not cut static overlays (logos) off the crop")
     p.add_argument("--json", action="store_true", help="print one JSON object (the stable format for scripts)")
 
 
@@ -30,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     except DecodeError as e:
         print(f"memcorpus subtitles: {args.video}: {e}", file=sys.stderr)
         return 2
-    crop, kept = crop_without_band(info.width, info.height, res["letterbox"], res["band"], args.aspect)
+    overlays = [] if args.keep_overlays else [o["box"] for o in res["overlays"]]
+    crop, kept = crop_without_band(info.width, info.height, res["letterbox"], res["band"], args.aspect,
+                                   overlays=overlays)
     out = {"band": res["band"], "events": res["events"], "overlays": res["overlays"], "crop": crop,
            "kept_fraction": kept}
     if args.json:

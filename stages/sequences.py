@@ -1,0 +1,149 @@
+"""Group consecutive shots into continuous multi-shot sequences (Memento §3.1: 30-60 s, shots > 5 s).
+
+One footage sample becomes N sequence samples (``Sample.child``); when none survives, the
+footage is rejected with the rule that failed, so every input ends in the manifest.
+``FrameCursor`` lets the later per-sequence stages read the sequences of one film in a
+single decode instead of one decode from frame 0 per sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from stages.base import Resources, Sample, Stage
+from stages.video import DecodeError, iter_frames
+
+
+class FrameCursor:
+    """Frames ``[start, end)`` of a file, continuing the previous decode when ranges come in order.
+
+    Sequences of one film reach a stage in order; restarting ``iter_frames`` at frame 0 for
+    each would decode a film N times for N sequences. A range before the cursor restarts it.
+    """
+
+    def __init__(self, size: tuple[int, int] | None = None, threads: int = 2) -> None:
+        self.size, self.threads = size, threads
+        self._key: tuple | None = None
+        self._it = None
+        self._pending = None
+
+    def frames(self, path: str, start: int, end: int, size: tuple[int, int] | None = None):
+        key = (str(path), size or self.size)
+        if self._key != key or self._pending is None or self._pending[0] > start:
+            self._key, self._it = key, iter_frames(path, size=key[1], threads=self.threads)
+            self._pending = self._next()
+        while self._pending is not None and self._pending[0] < end:
+            cur = self._pending
+            self._pending = self._next()  # advance first: a consumer that stops early loses nothing
+            if cur[0] >= start:
+                yield cur
+
+    def _next(self):
+        try:
+            return next(self._it, None)
+        except DecodeError:
+            self._key = None
+            raise
+
+
+def frame_clock(times: list[float] | None, frames: int, fps: float):
+    """``t(n)``: start time of frame n in seconds; ``t(frames)`` is the end of the last frame.
+
+    Timestamps make durations right for variable-frame-rate files; without them the nominal
+    rate is used.
+    """
+    ok = times is not None and len(times) == frames and all(math.isfinite(t) for t in times)
+
+    def t(n: int) -> float:
+        if not ok:
+            return n / fps
+        return times[n] - times[0] if n < frames else times[-1] - times[0] + 1.0 / fps
+
+    return t
+
+
+def pack_sequences(
+    shots: list[list[int]], t, min_s: float, max_s: float, min_shot_s: float, min_shots: int, max_shots: int
+) -> tuple[list[list[list[int]]], dict[str, int]]:
+    """Greedy packing of runs of long-enough consecutive shots into sequences.
+
+    Returns the sequences (lists of ``[start, end_inclusive]`` shots) and counters of what was
+    dropped by which rule.
+    """
+    stats = {"shots": len(shots), "short_shots": 0, "runs": 0, "runs_too_short": 0}
+    runs: list[list[list[int]]] = [[]]
+    for a, b in shots:
+        if t(b + 1) - t(a) > min_shot_s:
+            runs[-1].append([a, b])
+        else:
+            stats["short_shots"] += 1
+            runs.append([])
+    runs = [r for r in runs if r]
+    stats["runs"] = len(runs)
+    out = []
+    for run in runs:
+        k, found = 0, False
+        while k < len(run):
+            m = k
+            while m < len(run) and m - k < max_shots and t(run[m][1] + 1) - t(run[k][0]) <= max_s:
+                m += 1
+            if m - k >= min_shots and t(run[m - 1][1] + 1) - t(run[k][0]) >= min_s:
+                out.append(run[k:m])
+                k, found = m, True
+            else:
+                k += 1
+        stats["runs_too_short"] += not found
+    return out, stats
+
+
+@dataclass
+class SplitSequences(Stage):
+    min_seconds: float = 30.0
+    max_seconds: float = 60.0
+    min_shot_seconds: float = 5.0  # every shot must last longer than this
+    min_shots: int = 2
+    max_shots: int = 16
+    resources: Resources = field(default_factory=lambda: Resources(cpus=0.25))
+    version: str = "sequences/1"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_seconds <= self.max_seconds:
+            raise ValueError(f"need 0 < min_seconds <= max_seconds, got {self.min_seconds}, {self.max_seconds}")
+        if self.min_shot_seconds < 0 or not 1 <= self.min_shots <= self.max_shots:
+            raise ValueError(
+                f"need min_shot_seconds >= 0 and 1 <= min_shots <= max_shots, got "
+                f"{self.min_shot_seconds}, {self.min_shots}, {self.max_shots}"
+            )
+
+    def process(self, batch: list[Sample]) -> list[Sample]:
+        out: list[Sample] = []
+        for s in batch:
+            m = s.meta
+            times = s.scratch.get("times")
+            t = frame_clock(times, m["frames"], m["fps"])
+            if t(m["frames"]) < self.min_seconds:
+                s.reject("footage_too_short", stage=self.name, detail=f"{t(m['frames']):.1f} s < {self.min_seconds} s")
+                out.append(s)
+                continue
+            seqs, stats = pack_sequences(
+                m["shots"], t, self.min_seconds, self.max_seconds, self.min_shot_seconds, self.min_shots, self.max_shots
+            )
+            if not seqs:
+                rule = "all_shots_too_short" if stats["runs"] == 0 else "no_long_enough_shot_run"
+                s.reject(rule, stage=self.name, detail=str(stats))
+                out.append(s)
+                continue
+            for i, seq in enumerate(seqs):
+                a, b = seq[0][0], seq[-1][1] + 1
+                c = s.child(i, len(seqs), key=f"seq{i:03d}")
+                c.meta = {
+                    "fps": m["fps"], "frames": b - a, "source_frames": [a, b], "size": m["size"],
+                    "rotation": m.get("rotation", 0), "duration": round(t(b) - t(a), 3),
+                    "shots": [[x - a, y - a] for x, y in seq], "shot_backend": m.get("shot_backend"),
+                    "split": stats,
+                }
+                if times:
+                    c.scratch["times"] = times[a:b]
+                out.append(c)
+        return out
