@@ -1,4 +1,4 @@
-"""Build the Memento cinematic corpus (front half): footage -> 30-60 s multi-shot sequences, cropped clips.
+"""Build the Memento cinematic corpus: footage -> captioned 30-60 s multi-shot sequences.
 
     python pipelines/build_memento_corpus.py                          # demo: generated footage, embedded Ray
     python pipelines/build_memento_corpus.py --footage DIR --out OUT  # every video file under DIR
@@ -7,7 +7,9 @@
 Each footage file: shot boundaries -> sequences of consecutive shots, each longer than 5 s,
 30-60 s in all (memento.txt §3.1) -> quality (bars, black, static, blur, resolution,
 aesthetics) -> burned-in subtitles found and cropped away -> one H.264 clip per sequence with
-its shots, quality and subtitle events in the JSON. Captions and tracking come next.
+its shots, quality and subtitle events in the JSON -> the primary subject tracked with
+ByteTrack and its two largest views kept as reconstruction frames -> story + subject
+inventory, one pronoun-free caption per shot and per reconstruction frame (Qwen3-VL).
 """
 
 from __future__ import annotations
@@ -88,6 +90,47 @@ class SubtitleConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = True
+    detector: str = "hog"  # "hog" (OpenCV 4, offline, people) | "yolo" (ultralytics weights, local file)
+    yolo_weights: str = ""
+    classes: tuple[int, ...] = (0,)
+    sample_fps: float = 5.0
+    require_subject: bool = False  # reject sequences where nobody is tracked (default: report recon absent)
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("hog", "yolo"):
+            raise ValueError(f"tracking.detector must be 'hog' or 'yolo', got {self.detector!r}")
+        if self.detector == "yolo" and not self.yolo_weights:
+            raise ValueError("tracking.yolo_weights must name a local YOLO weights file for detector 'yolo'")
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    enabled: bool = True
+    backend: str = "transformers"  # "transformers" (local folder) | "openai" (running server) | "vllm_ray"
+    model: str = ""  # folder (transformers), served name (openai), hub id or folder (vllm_ray)
+    base_url: str = ""  # openai backend, e.g. http://127.0.0.1:8000/v1
+    device: str = "cpu"
+    max_retries: int = 2
+    limits: dict = field(default_factory=dict)  # CaptionLimits overrides, e.g. {"story_chars": 800}
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("transformers", "openai", "vllm_ray"):
+            raise ValueError(f"captions.backend must be transformers, openai or vllm_ray, got {self.backend!r}")
+
+
+# The tiny random Qwen3-VL writes noise at any length: short answers and small pixel budgets keep
+# the offline demo quick (defaults follow Memento Table 3 maxima and Qwen3-VL's budgets).
+DEMO_CAPTION_LIMITS = {"story_chars": 160, "shot_chars": 100, "recon_chars": 80, "total_pixels": 65536,
+                       "max_frame_pixels": 8192}
+
+
+@dataclass(frozen=True)
 class MementoConfig:
     footage: str = ""  # folder of footage (searched recursively); empty: generate demo footage
     demo_size: tuple[int, int] = (640, 360)
@@ -96,11 +139,31 @@ class MementoConfig:
     sequences: SequenceConfig = field(default_factory=SequenceConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     subtitles: SubtitleConfig = field(default_factory=SubtitleConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    captions: CaptionConfig = field(default_factory=CaptionConfig)
+    tiny_models: str = "out/tiny_models"  # where the demo builds its tiny random captioner
     run: RunConfig = field(default_factory=lambda: RunConfig(out="out/memento"))
 
     def __post_init__(self) -> None:
         if self.footage and not Path(self.footage).is_dir():
             raise ValueError(f"footage: {self.footage} is not a folder")
+
+
+def resolve_models(cfg: MementoConfig) -> MementoConfig:
+    """Demo mode captions with a tiny random Qwen3-VL; a real run must name its captioner."""
+    from dataclasses import replace
+
+    c = cfg.captions
+    if not c.enabled or c.model:
+        return cfg
+    if cfg.footage:
+        raise ValueError("captions.model is not set: give a local Qwen3-VL folder (transformers), the served model "
+                         "name (openai) or a hub id (vllm_ray), or --set captions.enabled=false")
+    from models.tiny import build_tiny
+
+    log.warning("demo mode: captions from a tiny RANDOM Qwen3-VL in %s (plumbing only)", cfg.tiny_models)
+    limits = {**DEMO_CAPTION_LIMITS, **c.limits}
+    return replace(cfg, captions=replace(c, model=str(build_tiny("qwen3vl", cfg.tiny_models)), limits=limits))
 
 
 def build_inputs(cfg: MementoConfig) -> Iterator[Sample]:
@@ -136,7 +199,47 @@ def build_stages(cfg: MementoConfig) -> list[Stage]:
                                     aspect=sub.aspect, crop_overlays=sub.crop_overlays,
                                     min_kept_fraction=sub.min_kept_fraction))
     stages.append(WriteClip(crf=cfg.clip_crf))
-    return stages
+    return stages + back_half(cfg)
+
+
+def back_half(cfg: MementoConfig) -> list[Stage]:
+    """Subject tracking with reconstruction frames, then the three caption stages (issue 4)."""
+    from stages.base import Resources
+    from stages.captions import back_half_stages
+
+    t, c = cfg.tracking, cfg.captions
+    tracking = dict(detector=t.detector, yolo_weights=t.yolo_weights, classes=t.classes, sample_fps=t.sample_fps,
+                    require_subject=t.require_subject, resources=Resources(cpus=t.cpus, gpus=t.gpus))
+    captions: dict = {"backend": c.backend, "model": c.model, "max_retries": c.max_retries, "limits": dict(c.limits),
+                      "resources": Resources(cpus=c.cpus, gpus=c.gpus)}
+    if c.backend == "openai":
+        captions["backend_kwargs"] = {"base_url": c.base_url}
+    elif c.backend == "transformers":
+        captions["backend_kwargs"] = {"device": c.device}
+    stages = back_half_stages(tracking, captions)
+    return [st for st, on in zip(stages, (t.enabled, c.enabled)) if on]
+
+
+class CaptionStats:
+    """Collects caption lengths while the run streams, for the Memento Table 3 block of the summary."""
+
+    def __init__(self) -> None:
+        self.captions: list[dict] = []
+
+    def __call__(self, s: Sample) -> None:
+        if not s.rejected and s.meta.get("captions"):
+            c = s.meta["captions"]
+            self.captions.append({"story": c["story"], "shots": list(c["shots"]), "recon": list(c["recon"])})
+
+    def tables(self) -> dict[str, str]:
+        from types import SimpleNamespace
+
+        from stages.caption_validation import caption_table, format_caption_table
+
+        if not self.captions:
+            return {}
+        stubs = [SimpleNamespace(rejected=False, meta={"captions": c}) for c in self.captions]
+        return {"Caption lengths in characters (Memento Table 3 form)": format_caption_table(caption_table(stubs))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--footage", help="folder of footage files (default: generate demo footage)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    cfg = load_config(MementoConfig, args, footage=args.footage)
-    return run_corpus("memento", cfg, build_inputs(cfg), build_stages(cfg)).exit_code
+    cfg = resolve_models(load_config(MementoConfig, args, footage=args.footage))
+    stats = CaptionStats()
+    return run_corpus("memento", cfg, build_inputs(cfg), build_stages(cfg), observe=stats, tables=stats.tables).exit_code
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import platform
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,7 @@ class RunSummary:
     shards: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     runner: str = ""
+    tables: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -146,8 +147,14 @@ def _select(inputs: Iterable[Sample], done: dict[str, set[str]], vkey: str, coun
     return todo
 
 
-def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Stage]) -> RunSummary:
-    """Build or refresh ``cfg.run.out`` from ``inputs`` through ``stages``. Returns the summary."""
+def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Stage],
+               observe: Callable[[Sample], None] | None = None,
+               tables: Callable[[], dict[str, str]] | None = None) -> RunSummary:
+    """Build or refresh ``cfg.run.out`` from ``inputs`` through ``stages``. Returns the summary.
+
+    ``observe`` sees every finished sample (e.g. to collect statistics); ``tables`` then gives
+    extra markdown tables by title, printed after the summary and kept in the run record.
+    """
     from tqdm import tqdm
 
     run_cfg: RunConfig = cfg.run
@@ -170,10 +177,13 @@ def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Sta
         writer.write(s)
     for s in runner.run(stages, todo):
         writer.write(s)
+        if observe is not None:
+            observe(s)
         for name, sec in s.timings.items():
-            # Children inherit their parent's timings: count an input's shared stages once.
-            summary.stage_seconds[name] = summary.stage_seconds.get(name, 0.0) + sec / s.part[1]
-            summary.stage_samples[name] += 1 / s.part[1]
+            # Parts of a split input inherit the parent's timings: count those stages once per input.
+            share = s.part[1] if name in s.shared_timings else 1
+            summary.stage_seconds[name] = summary.stage_seconds.get(name, 0.0) + sec / share
+            summary.stage_samples[name] += 1 / share
         bar.update(writer.counts["accepted"] + writer.counts["rejected"] - len(dup_rejects) - bar.n)
     bar.close()
     writer.close()
@@ -181,12 +191,14 @@ def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Sta
     summary.reasons = writer.reasons
     summary.shards = writer.shards
     summary.wall_s = time.perf_counter() - t0
+    summary.tables = tables() if tables is not None else {}
     record = {
         "run": run, "corpus": corpus, "complete": True, "config": redact(to_tree(cfg)), "versions": versions,
         "versions_key": vkey, "runner": run_cfg.runner, "runner_info": getattr(runner, "info", {}),
         "counts": dict(summary.counts), "reject_reasons": dict(summary.reasons),
         "stage_seconds": summary.stage_seconds, "stage_samples": dict(summary.stage_samples),
         "shards": summary.shards, "bytes_written": writer.bytes_written, "wall_s": summary.wall_s,
+        "tables": summary.tables,
         "host": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -29,12 +29,14 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:
     t.add_row("wall time (s)", f"{s.wall_s:.1f}")
     console.print(t)
     if s.stage_seconds:
-        st = Table(title="per-stage time (sum over samples; concurrent under Ray)")
+        st = Table(title="per-stage time (a split input counts once before its split; stages overlap under Ray)")
         st.add_column("stage")
-        st.add_column("inputs", justify="right")
+        st.add_column("samples", justify="right")
         st.add_column("seconds", justify="right")
-        st.add_column("s / input", justify="right")
+        st.add_column("s / sample", justify="right")
         for name, sec in s.stage_seconds.items():
             n = s.stage_samples.get(name, 0)
             st.add_row(name, f"{n:.0f}", f"{sec:.2f}", f"{sec / max(n, 1e-9):.3f}")
         console.print(st)
+    for title, md in s.tables.items():
+        console.print(f"\n{title}\n{md}")

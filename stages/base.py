@@ -65,6 +65,7 @@ class Sample:
     reject_stage: str = ""
     errors: list[dict[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    shared_timings: tuple[str, ...] = ()  # stages timed on the parent before a split: shared by its parts
 
     def __post_init__(self) -> None:
         if not self.input_id:
@@ -98,6 +99,7 @@ class Sample:
             part=(index, total),
             meta={},
             timings=dict(self.timings),
+            shared_timings=tuple(self.timings),
         )
 
 
@@ -165,7 +167,7 @@ class Stage:
                 if err is not None:
                     one = [s.reject(err[0], stage=self.name, detail=f"after {attempt + 1} attempt(s): {err[1]}")]
                 out.extend(one)
-        per_sample = (time.perf_counter() - t0) / max(len(live), 1)
+        per_sample = (time.perf_counter() - t0) / max(len(out), 1)  # a split shares its time among parts
         for s in out:
             s.timings[self.name] = s.timings.get(self.name, 0.0) + per_sample
         return done + out
