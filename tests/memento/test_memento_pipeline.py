@@ -28,8 +28,15 @@ def footage_dir(small_film, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(footage_dir, tmp_path_factory):
+    """The whole pipeline, back half included: HOG tracking and a tiny random Qwen3-VL captioner."""
+    from models.tiny import build_tiny
+    from pipelines.build_memento_corpus import DEMO_CAPTION_LIMITS
+
     out = tmp_path_factory.mktemp("dataset")
-    assert main(["--footage", str(footage_dir), "--out", str(out), "--runner", "sequential", *SMALL]) == 0
+    qwen = build_tiny("qwen3vl", tmp_path_factory.mktemp("tiny"))
+    limits = ",".join(f"{k}: {v}" for k, v in DEMO_CAPTION_LIMITS.items())
+    assert main(["--footage", str(footage_dir), "--out", str(out), "--runner", "sequential", *SMALL,
+                 "--set", f"captions.model={qwen}", "--set", f"captions.limits={{{limits}}}"]) == 0
     samples = {}
     for tar in sorted(out.rglob("*.tar")):
         with tarfile.open(tar) as t:
@@ -44,8 +51,11 @@ def test_sequences_written_with_the_contract(built, small_film):
     path, truth = small_film
     assert len(samples) == 2
     for key, members in samples.items():
-        assert set(members) == {"json", "clip.mp4"} and "_seq00" in key
+        assert set(members) == {"json", "clip.mp4"} and "_seq00" in key  # no recon .jpg: nobody to track
         meta = json.loads(members["json"])
+        assert meta["tracking"]["primary"] is None and meta["tracking"]["recon_frames"] == []
+        caps = meta["captions"]
+        assert caps["tiny_random"] and caps["story"] and len(caps["shots"]) == len(meta["shots"])
         for k in ("fps", "frames", "source_frames", "shots", "crop", "kept_fraction", "quality", "subtitles"):
             assert k in meta, k
         a, b = meta["source_frames"]
@@ -78,11 +88,18 @@ def test_every_input_has_a_manifest_row(built):
 
 
 def test_stages_read_top_to_bottom_and_switch_off():
+    from pipelines.build_memento_corpus import CaptionConfig, QualityConfig, TrackingConfig
+
     names = [s.name for s in build_stages(MementoConfig())]
-    assert names == ["DetectShots", "SplitSequences", "ScoreQuality", "CropSubtitles", "WriteClip"]
-    cfg = MementoConfig(quality=__import__("pipelines.build_memento_corpus").build_memento_corpus.QualityConfig(
-        enabled=False))
-    assert "ScoreQuality" not in [s.name for s in build_stages(cfg)]
+    assert names == ["DetectShots", "SplitSequences", "ScoreQuality", "CropSubtitles", "WriteClip", "TrackSubjects",
+                     "CaptionSequence"]
+    cfg = MementoConfig(quality=QualityConfig(enabled=False), tracking=TrackingConfig(enabled=False),
+                        captions=CaptionConfig(enabled=False))
+    assert [s.name for s in build_stages(cfg)] == ["DetectShots", "SplitSequences", "CropSubtitles", "WriteClip"]
+    with pytest.raises(ValueError, match="captions.model"):
+        from pipelines.build_memento_corpus import resolve_models
+
+        resolve_models(MementoConfig(footage="."))
     with pytest.raises(ValueError, match="min_seconds"):
         SequenceConfig(min_seconds=90)
 
@@ -109,8 +126,11 @@ def test_odd_sized_footage_gives_an_even_cropped_clip(tmp_path):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
+    from pipelines.build_memento_corpus import CaptionConfig, TrackingConfig
+
     cfg = MementoConfig(sequences=SequenceConfig(min_seconds=7.5, max_seconds=15, min_shot_seconds=1.25),
-                        quality=QualityConfig(min_short_side=120))
+                        quality=QualityConfig(min_short_side=120), tracking=TrackingConfig(enabled=False),
+                        captions=CaptionConfig(enabled=False))
     out = list(SequentialRunner().run(build_stages(cfg), [Sample(id="odd", source={"path": str(tmp_path / "odd.mp4")})]))
     assert len(out) == 1 and not out[0].rejected, out[0].errors
     x0, y0, x1, y1 = out[0].meta["crop"]
