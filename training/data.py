@@ -1,0 +1,115 @@
+"""Reading a dataset folder's shards as a stream of samples (WebDataset through ``dataset.json``).
+
+``dataset.json`` lists only complete shards (the writer renames a shard into place before it
+appends it), so reading through it never sees a half-written tar. Shards are split by
+distributed rank and by DataLoader worker, so every process reads a disjoint part; with
+``resampled=True`` each process instead draws shards at random forever (the usual training
+mode: no epoch boundary, and ranks never run dry at different times, which would hang DDP).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import webdataset as wds
+
+from stages.video import read_frames
+
+FORMAT = "memcorpus/1"
+IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+
+
+def read_index(root: str | Path) -> dict[str, Any]:
+    """The parsed ``dataset.json`` of a dataset folder, checked for the format we read."""
+    path = Path(root) / "dataset.json"
+    if not path.is_file():
+        raise ValueError(f"{root} is not a dataset folder: {path} does not exist (build a corpus first)")
+    index = json.loads(path.read_text())
+    if index.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {index.get('format')!r}, expected {FORMAT!r}")
+    return index
+
+
+def shard_paths(root: str | Path) -> list[str]:
+    """Absolute paths of the complete shards, in the order ``dataset.json`` lists them."""
+    root = Path(root)
+    shards = [str((root / s["path"]).resolve()) for s in read_index(root).get("shards", [])]
+    if not shards:
+        raise ValueError(f"{root}/dataset.json lists no shards yet")
+    return shards
+
+
+def decode_member(name: str, data: bytes) -> Any:
+    """One tar member as a Python value: dict for json, ndarray for npy, (T,H,W,3) uint8 for mp4."""
+    if name == "json" or name.endswith(".json"):
+        return json.loads(data)
+    if name.endswith(".npy"):
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    if name.endswith(".mp4"):
+        return read_frames(data)
+    if name.endswith(IMAGE_EXTS):
+        import cv2
+
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"member {name!r} is not a decodable image")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if name.endswith(".txt"):
+        return data.decode("utf-8")
+    return data
+
+
+def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """Decode every member of a webdataset sample dict; ``__key__``/``__url__`` pass through."""
+    return {k: v if k.startswith("__") else decode_member(k, v) for k, v in sample.items()}
+
+
+def _split_by_node(rank: int | None, world_size: int | None):
+    """Rank split; explicit rank/world win over what webdataset detects from torch.distributed."""
+    if rank is None or world_size is None:
+        return wds.split_by_node
+
+    def split(src: Iterable) -> Iterator:
+        for i, item in enumerate(src):
+            if i % world_size == rank:
+                yield item
+
+    return split
+
+
+def open_dataset(
+    root: str | Path,
+    *,
+    shuffle: int = 0,
+    resampled: bool = False,
+    decode: bool = True,
+    seed: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    handler=wds.reraise_exception,
+) -> wds.DataPipeline:
+    """Iterate the samples of a dataset folder as dicts.
+
+    ``shuffle``: size of the sample shuffle buffer (0 keeps shard order, and the shard list
+    is then not shuffled either). ``resampled``: draw shards with replacement, forever.
+    ``decode``: json -> dict, npy -> ndarray, mp4 -> (T, H, W, 3) uint8, jpg/png -> (H, W, 3).
+    ``rank``/``world_size`` override the distributed split (default: torch.distributed/env).
+    """
+    urls = shard_paths(root)
+    if resampled:
+        # Each worker seeds its own draw (rank and worker enter the seed), so no split needed.
+        stages: list = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
+    else:
+        stages = [wds.SimpleShardList(urls, seed=seed if shuffle else None)]
+        stages += [_split_by_node(rank, world_size), wds.split_by_worker]
+    stages.append(wds.tarfile_to_samples(handler=handler))
+    if shuffle:
+        stages.append(wds.shuffle(shuffle, initial=min(shuffle, 100), seed=seed))
+    if decode:
+        stages.append(wds.map(decode_sample, handler=handler))
+    return wds.DataPipeline(*stages)

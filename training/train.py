@@ -1,0 +1,231 @@
+"""Train the memory DiT from corpus shards with Ray Train (DDP, or FSDP2 for large backbones).
+
+    memcorpus train --config CONFIG [--set key=value ...]
+    ray job submit -- python -m training.train --config CONFIG
+
+Checkpoints go through Ray Train (``storage_path=out``, run ``name``); re-running the same
+name resumes from its latest checkpoint, loaded with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.config import TrainConfig, load_train_config
+
+CKPT_FILE = "state.pt"
+
+
+def build_objective(cfg: TrainConfig):
+    """(FlowObjective, LatentEncoder, text_fn) on CPU; weights from cfg.backbone."""
+    from models.memory_dit import MemoryDiT, MemoryDiTConfig
+    from models.wan_loader import load_wan
+    from training.step import FlowObjective, LatentEncoder, StepConfig
+    from training.text import make_text_encoder
+
+    tr, vae = load_wan(cfg.backbone, key="backbone")
+    n = len(tr.blocks)
+    merge = tuple(b for b in cfg.merge_blocks if b < n)  # the papers' 10/20 of 30 do not exist in tiny backbones
+    if cfg.merge_blocks and not merge:
+        merge = (n // 2,)
+    dit = MemoryDiT(
+        tr,
+        MemoryDiTConfig(
+            merge_blocks=merge,
+            merge_stride=cfg.merge_stride,
+            merge_user=cfg.merge_user,
+            memory_level=cfg.memory_level,
+            camera=cfg.camera,
+            bank=cfg.bank,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+        ),
+    )
+    step = StepConfig(
+        caption_dropout=cfg.caption_dropout,
+        memory_noise=cfg.memory_noise,
+        user_dropout=cfg.user_dropout,
+        merge_range=tuple(cfg.merge_range),
+        recon_weight=cfg.recon_weight,
+    )
+    return FlowObjective(dit, step), LatentEncoder(vae), make_text_encoder(cfg.text_encoder, tr.config.text_dim)
+
+
+def batches(cfg: TrainConfig, rank: int, world: int):
+    """Endless collated batches of training examples for this rank (resampled shards)."""
+    from training.data import open_dataset, read_index
+    from training.examples import ExampleConfig, example_builder
+    from training.step import collate
+
+    corpus = read_index(cfg.dataset).get("corpus", "")
+    build = example_builder(corpus)
+    ecfg = ExampleConfig(frames=cfg.frames, size=tuple(cfg.size), memory_k=cfg.memory_k, memory_mode=cfg.memory_mode)
+    rng = np.random.default_rng(cfg.seed * 1000 + rank)
+    ds = open_dataset(cfg.dataset, shuffle=cfg.shuffle, resampled=True, seed=cfg.seed + rank)
+    buf = []
+    for s in ds:
+        ex = build(s, ecfg, rng)
+        if ex is None:
+            continue
+        buf.append(ex)
+        if len(buf) == cfg.batch_size:
+            yield collate(buf)
+            buf = []
+
+
+def _wrap(obj, cfg: TrainConfig):
+    import ray.train.torch as rtt
+
+    if cfg.strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        obj.to(rtt.get_device())
+        for block in obj.dit.backbone.blocks:
+            fully_shard(block)
+        return fully_shard(obj)
+    # Merging, cameras and the bank are not used on every step: DDP must not wait for their grads.
+    return rtt.prepare_model(obj, parallel_strategy_kwargs={"find_unused_parameters": True})
+
+
+def _log_path(cfg: TrainConfig) -> Path | None:
+    """Every step's metrics as JSON lines beside the run (Ray keeps only checkpointed rows); local storage only."""
+    if "://" in cfg.out:
+        return None
+    d = Path(cfg.out).resolve() / cfg.name
+    d.mkdir(parents=True, exist_ok=True)
+    return d / "steps.jsonl"
+
+
+def _load_state(ckpt_dir: str) -> dict:
+    return torch.load(Path(ckpt_dir) / CKPT_FILE, map_location="cpu", weights_only=True)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    import ray.train
+    import ray.train.torch as rtt
+
+    from training.step import encode_batch
+
+    cfg = TrainConfig(**config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank
+    obj, enc, text_fn = build_objective(cfg)
+    device = rtt.get_device()
+    enc.vae.to(device)
+    start = 0
+    ckpt = ray.train.get_checkpoint()
+    state = None
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = _load_state(d)
+    elif cfg.resume_from:
+        state = _load_state(cfg.resume_from)
+    if state is not None:
+        obj.dit.load_state_dict(state["model"])
+        start = int(state["step"])
+    model = _wrap(obj, cfg)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    if state is not None and "optim" in state and cfg.strategy == "ddp":
+        opt.load_state_dict(state["optim"])
+    data = batches(cfg, rank, world)
+    fixed = encode_batch(next(data), enc, text_fn, device) if cfg.fixed_batch else None
+    log = _log_path(cfg) if rank == 0 else None
+    t0 = time.perf_counter()
+    for step in range(start, cfg.steps):
+        z = fixed if fixed is not None else encode_batch(next(data), enc, text_fn, device)
+        # Fixed batch: the same noise every step, so the loss curve measures fitting, not noise.
+        g = torch.Generator().manual_seed(cfg.seed if fixed is not None else cfg.seed * 7919 + step * world + rank)
+        loss, stats = model(z, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if not np.isfinite(stats["loss"]):
+            raise FloatingPointError(f"loss became {stats['loss']} at step {step}")
+        stats.update(step=step + 1, step_time_s=(time.perf_counter() - t0) / (step + 1 - start), world=world)
+        if log is not None:
+            with open(log, "a") as f:
+                f.write(json.dumps(stats) + "\n")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            core = model.module if hasattr(model, "module") else model
+            # FSDP shards are DTensors: every rank joins the gather, rank 0 writes plain tensors.
+            weights = {
+                k: (v.full_tensor() if hasattr(v, "full_tensor") else v).cpu()
+                for k, v in core.dit.state_dict().items()
+            }
+            with tempfile.TemporaryDirectory() as d:
+                ck = None
+                if rank == 0:
+                    state = {
+                        "model": weights,
+                        "step": step + 1,
+                        "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+                    }
+                    if cfg.strategy == "ddp":  # sharded optimiser state would need DCP; FSDP resumes weights only
+                        state["optim"] = opt.state_dict()
+                    torch.save(state, Path(d) / CKPT_FILE)
+                    ck = ray.train.Checkpoint.from_directory(d)
+                ray.train.report(stats, checkpoint=ck)
+        else:
+            ray.train.report(stats)
+
+
+def fit(cfg: TrainConfig):
+    """Run training on the current Ray cluster (ray.init() must have been called or be automatic)."""
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=asdict(cfg),
+        scaling_config=ScalingConfig(
+            num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker={"CPU": cfg.cpus_per_worker}
+        ),
+        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=cfg.name,
+            storage_path=str(Path(cfg.out).resolve()),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+        ),
+    )
+    return trainer.fit()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML/JSON training config (fields of training.config.TrainConfig)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import ray
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cfg = load_train_config(args.config, args.set)
+    if not ray.is_initialized():
+        ray.init(address=args.ray_address, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+    result = fit(cfg)
+    print({k: v for k, v in (result.metrics or {}).items() if not k.startswith("_")})
+    print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")
+    return 0 if result.error is None else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
