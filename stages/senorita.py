@@ -132,7 +132,7 @@ class ValidatePair(Stage):
     max_bytes: int = 256 << 20
     max_side: int = 4096  # larger frames are not Señorita clips (and would exhaust a GPU worker)
     vfr_tolerance: float = 0.25  # frame-interval spread, relative to the median, that still counts as constant
-    resources: Resources = Resources(cpus=0.5)
+    resources: Resources = Resources(cpus=1)  # decoding is CPU-bound: one task per core, no oversubscription
     version: str = "pair/1"
 
     def process(self, batch: list[Sample]) -> list[Sample]:
