@@ -22,7 +22,7 @@ class DetectShots(Stage):
     device: str = "cpu"  # TransNetV2 only: "cuda" on GPU workers (give the stage Resources(gpus=...))
     min_frames: int = 2
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
-    version: str = "shots/1"
+    version: str = "shots/2"  # 2: content backend reads decoder planes, skips deblocking (same cuts on the tests)
 
     def __post_init__(self) -> None:
         if self.backend not in ("content", "transnetv2"):
@@ -45,8 +45,13 @@ class DetectShots(Stage):
                 s.reject("too_few_frames", stage=self.name, detail=f"{res.frames} decodable frame(s)")
                 continue
             s.meta.update(
-                fps=round(res.fps, 4), frames=res.frames, size=[info.width, info.height], rotation=info.rotation,
-                cuts=res.cuts, shots=res.shots, shot_backend=res.backend,
+                fps=round(res.fps, 4),
+                frames=res.frames,
+                size=[info.width, info.height],
+                rotation=info.rotation,
+                cuts=res.cuts,
+                shots=res.shots,
+                shot_backend=res.backend,
             )
             s.scratch["times"] = res.times
         return batch

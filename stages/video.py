@@ -121,6 +121,147 @@ def iter_frames(
         raise DecodeError("undecodable", str(e)) from e
 
 
+# Planar 8-bit layouts whose planes are Y, Cb, Cr (chroma possibly subsampled); anything else goes through swscale.
+_YUV_PLANAR = {
+    "yuv420p": False,
+    "yuv422p": False,
+    "yuv444p": False,
+    "yuvj420p": True,
+    "yuvj422p": True,
+    "yuvj444p": True,
+}
+
+
+def demux_pts(src: str | Path | bytes) -> tuple[list[int], Fraction]:
+    """Presentation timestamps of every video packet in file (decode) order, and the stream's time base.
+
+    Reads packets without decoding (cheap). Sorted, entry ``i`` is decoded frame ``i``'s pts, so a
+    scan that skips frames can still number the frames it decodes in decoded-frame order (also
+    right for variable frame rate); pts out of order in file order mean the stream has B-frames.
+    Raises DecodeError, also when a packet has no pts (frames cannot be numbered this way).
+    """
+    try:
+        with _open(src) as c:
+            s = _video_stream(c)
+            pts = [p.pts for p in c.demux(s) if p.size]
+            tb = s.time_base
+    except av.error.FFmpegError as e:
+        raise DecodeError("undecodable", str(e)) from e
+    if any(p is None for p in pts):
+        raise DecodeError("no_pts", "a video packet has no presentation timestamp")
+    return pts, tb
+
+
+def _plane(f: av.VideoFrame, i: int, size: tuple[int, int]) -> np.ndarray:
+    """Plane ``i`` as a view, every k-th row and column where that still leaves >= 4x4 samples per output pixel.
+
+    Averaging 16+ regular samples per analysis pixel is as good as all of them for change
+    scores, and reading 1/4-1/16 of a 720p plane is most of what the area resize costs.
+    """
+    p = f.planes[i]
+    k = 1
+    while p.width // (2 * k) >= 4 * size[0] and p.height // (2 * k) >= 4 * size[1]:
+        k *= 2
+    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[::k, : p.width : k]
+
+
+def small_ycrcb(f: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
+    """``f`` area-averaged to ``size=(w, h)`` (upright) as full-range YCrCb uint8 (OpenCV's channel order).
+
+    Large downscales average a regular subsample of the planes (>= 4x4 samples per pixel), not every pixel.
+
+    Read straight from the decoder's planes: at analysis sizes a per-frame swscale to RGB costs
+    more than decoding the frame. Limited-range ("tv") video is expanded so values match
+    ``cv2.cvtColor(rgb, COLOR_RGB2YCrCb)`` of the same picture.
+    """
+    import cv2  # only analysis needs OpenCV
+
+    rot = _rotation_of(f)
+    w, h = size if rot not in (90, 270) else (size[1], size[0])
+    full = _YUV_PLANAR.get(f.format.name)
+    if full is None:
+        rgb = f.to_ndarray(format="rgb24", width=w, height=h)
+        return _upright(cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb), rot)
+    y, cb, cr = (cv2.resize(_plane(f, i, (w, h)), (w, h), interpolation=cv2.INTER_AREA) for i in range(3))
+    if not full and getattr(f, "color_range", 0) != 2:  # 2 = AVCOL_RANGE_JPEG: yuv420p flagged full range
+        y, cr, cb = _TV_TO_PC[0][y], _TV_TO_PC[1][cr], _TV_TO_PC[1][cb]
+    return _upright(np.dstack([y, cr, cb]), rot)
+
+
+def _tv_to_pc() -> tuple[np.ndarray, np.ndarray]:
+    v = np.arange(256, dtype=np.float32)
+    luma = np.clip(np.rint((v - 16) * 255 / 219), 0, 255).astype(np.uint8)
+    chroma = np.clip(np.rint((v - 128) * 255 / 224 + 128), 0, 255).astype(np.uint8)
+    return luma, chroma
+
+
+_TV_TO_PC = _tv_to_pc()
+
+
+def iter_ycrcb(
+    src: str | Path | bytes,
+    size: tuple[int, int],
+    threads: int = 0,
+    skip_nonref: bool = False,
+    pts_index: list[int] | None = None,
+    start_pts: int | None = None,
+    stop_pts: int | None = None,
+    skip_loop_filter: bool = False,
+) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Yield ``(index, time_s, small_ycrcb(frame, size))`` in display order, for analysis scans.
+
+    Without skipping or seeking ``index`` counts decoded frames like :func:`iter_frames`. With
+    ``skip_nonref`` (only frames other frames reference are decoded: x264's default B-frames
+    are skipped) or ``start_pts`` (seek to the key frame before it, decode from there, yield
+    frames from ``start_pts`` on) frames are numbered by their rank in ``pts_index``
+    (from :func:`demux_pts`, any order), which is then required, as for ``stop_pts`` (the scan
+    ends after that frame).
+    While seeking, frames before ``start_pts`` are decoded with non-reference frames skipped.
+    ``skip_loop_filter`` skips H.264/HEVC deblocking: faster, with block edges an area-averaged
+    analysis size does not see.
+    """
+    if (skip_nonref or start_pts is not None or stop_pts is not None) and pts_index is None:
+        raise ValueError("iter_ycrcb: skip_nonref/start_pts/stop_pts need pts_index (from demux_pts)")
+    rank = {p: i for i, p in enumerate(sorted(pts_index))} if pts_index is not None else None
+    try:
+        with _open(src) as c:
+            s = _video_stream(c)
+            if threads:
+                s.thread_type = "AUTO"
+                s.thread_count = threads
+            cc = s.codec_context
+            if skip_loop_filter:
+                cc.options = {**cc.options, "skip_loop_filter": "all"}
+            lead_in = start_pts is not None and not skip_nonref
+            if skip_nonref or lead_in:
+                cc.skip_frame = "NONREF"
+            if start_pts is not None:
+                c.seek(start_pts, stream=s, backward=True, any_frame=False)
+            tb = s.time_base
+            n = -1
+            for pkt in c.demux(s):
+                # Every frame shown at or after start_pts is in a packet at or after the first such packet
+                # (file order), so switching to full decoding there misses none of them.
+                if lead_in and pkt.pts is not None and pkt.pts >= start_pts:
+                    cc.skip_frame = "DEFAULT"
+                    lead_in = False
+                for f in s.decode(pkt):
+                    n += 1
+                    if f.pts is None and rank is not None:
+                        raise DecodeError("no_pts", "a decoded frame has no presentation timestamp")
+                    if start_pts is not None and f.pts < start_pts:
+                        continue
+                    if stop_pts is not None and f.pts > stop_pts:
+                        return
+                    i = n if rank is None else rank.get(f.pts, -1)
+                    if i < 0:
+                        raise DecodeError("no_pts", f"decoded pts {f.pts} is not among the demuxed packets")
+                    t = float(f.pts * tb) if f.pts is not None else float("nan")
+                    yield i, t, small_ycrcb(f, size)
+    except av.error.FFmpegError as e:
+        raise DecodeError("undecodable", str(e)) from e
+
+
 def read_frames(
     src: str | Path | bytes, size: tuple[int, int] | None = None, start: int = 0, end: int | None = None
 ) -> np.ndarray:

@@ -13,6 +13,7 @@ from pipelines.cli import main as cli_main
 from pipelines.demo_memento import Film, Shot, render_film
 from stages.base import Sample
 from stages.shots import DetectShots
+from stages.video import demux_pts
 
 
 def f1(pred: list[int], truth: list[int], tol: int = 2) -> float:
@@ -47,8 +48,9 @@ def test_jump_cut_keeping_background_and_subtitle(tmp_path):
 
 
 def test_rotated_variable_frame_rate_file(tmp_path):
-    film = Film((Shot(30), Shot(30), Shot(30, "jump")), 128, 72, 24.0, rotation=90, vfr=True, subtitles=False,
-                logo=False)
+    film = Film(
+        (Shot(30), Shot(30), Shot(30, "jump")), 128, 72, 24.0, rotation=90, vfr=True, subtitles=False, logo=False
+    )
     truth = render_film(tmp_path / "phone.mp4", film)
     s = DetectShots()([Sample(id="x", source={"path": str(tmp_path / "phone.mp4")})])[0]
     assert not s.rejected
@@ -111,3 +113,41 @@ def test_bad_inputs_get_specific_reasons(tmp_path, hard_film):
     assert reasons["empty"] == "empty_file" and reasons["missing"] == "missing_file"
     assert reasons["one"] == "too_few_frames" and reasons["audio"] == "no_video_stream"
     assert reasons["trunc"] in ("undecodable", "no_frames") and reasons["junk"] == "undecodable"
+
+
+def test_fast_scan_matches_full_rate_scan(hard_film):
+    path, truth = hard_film
+    full = ContentDetector(coarse=False).detect(path)
+    fast = ContentDetector(coarse=True).detect(path)
+    assert fast.cuts == full.cuts and fast.frames == full.frames == truth["frames"]
+    assert fast.times == pytest.approx(full.times, abs=1e-9)
+    assert f1(fast.cuts, truth["cuts"]) >= 0.9
+
+
+def test_fast_scan_on_rotated_variable_frame_rate_file(tmp_path):
+    film = Film(
+        (Shot(30), Shot(30), Shot(30, "jump")), 128, 72, 24.0, rotation=90, vfr=True, subtitles=False, logo=False
+    )
+    truth = render_film(tmp_path / "phone.mp4", film)
+    res = ContentDetector(coarse=True).detect(tmp_path / "phone.mp4")
+    assert res.cuts == truth["cuts"] == [30, 60]
+    assert res.times == pytest.approx(truth["times"], abs=1e-3)
+
+
+def test_fast_scan_falls_back_without_b_frames(tmp_path):
+    # Two flat-textured shots, no B-frames (x264 "bf=0"): nothing to skip, the full-rate path runs.
+    rng = np.random.default_rng(3)
+    shots = [np.repeat(rng.integers(0, 255, (1, 48, 64, 3), dtype=np.uint8), 20, 0) for _ in range(2)]
+    frames = np.concatenate(shots)
+    with av.open(str(tmp_path / "nob.mp4"), "w") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt, s.options = 64, 48, "yuv420p", {"bf": "0", "crf": "18"}
+        for img in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    pts, _ = demux_pts(tmp_path / "nob.mp4")
+    assert pts == sorted(pts)  # really no reordering
+    assert ContentDetector(coarse=True)._detect_coarse(tmp_path / "nob.mp4", (32, 24), 24.0) is None
+    assert ContentDetector(coarse=True).detect(tmp_path / "nob.mp4").cuts == [20]
