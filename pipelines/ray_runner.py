@@ -126,8 +126,11 @@ class RayRunner:
             cpus = actor_cpus.get(stage.name, stage.resources.cpus)
             log.info("stage %s: actor pool of 1..%d, %.3g CPU / %.3g GPU each", stage.name, self.max_actors, cpus,
                      stage.resources.gpus)
+            import ray
+
             return ds.map_batches(
-                _StageActor, fn_constructor_args=(stage,), concurrency=(1, self.max_actors),
+                _StageActor, fn_constructor_args=(stage,),
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.max_actors),
                 num_cpus=cpus, num_gpus=stage.resources.gpus or None, **common,
             )
         return ds.map_batches(_run_task, fn_args=(stage,), num_cpus=stage.resources.cpus, **common)
