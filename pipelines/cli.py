@@ -1,6 +1,7 @@
 """``memcorpus``: one console script; each subcommand lives in ``pipelines/commands/<name>.py``.
 
-A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``,
+and keeps heavy imports (torch, ray) inside ``run`` so listing the commands stays instant.
 Modules are found by name, so adding a command never touches this file.
 """
 
@@ -25,18 +26,15 @@ def _command_modules() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     mods = _command_modules()
-    parser = argparse.ArgumentParser(prog="memcorpus", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="memcorpus", description="Build, check and use long-video memory corpora.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    # Import only the module that was asked for: torch/ray imports cost seconds.
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, modname in sorted(mods.items()):
-        if name == chosen:
-            mod = importlib.import_module(modname)
-            p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod = importlib.import_module(modname)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        if name == chosen:  # some commands' options come from modules that import torch
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
-        else:
-            sub.add_parser(name, help=f"(see memcorpus {name} --help)", add_help=False)
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.error(f"unknown command {args.command!r}")
