@@ -82,6 +82,7 @@ def test_pronoun_is_reasked_with_violation_then_accepted():
     ("The man waves at Old Fisherman.", "caption_unnamed_reference"),
     ("Tall Stranger waves at Old Fisherman.", "caption_unknown_name"),
     ("{not json", "caption_not_json"),
+    ('{"caption": "Old Fisherman wav', "caption_not_json"),  # truncated JSON
 ])
 def test_persistent_violation_is_rejected_after_bounded_retries(bad, reason):
     b = Scripted(shot=(bad,))
