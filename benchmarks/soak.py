@@ -115,7 +115,10 @@ def main() -> None:
     args = ap.parse_args()
     from pipelines.verify import verify
 
-    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1]) as d:
+    from benchmarks.common import OUT
+
+    OUT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=OUT) as d:  # on the repo's disk, inside the ignored bench_out/
         cfg, go = CORPORA[args.corpus](args.inputs, Path(d))
         sampler = RssSampler()
         sampler.start()

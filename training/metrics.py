@@ -2,7 +2,8 @@
 
 Kept free of models so every formula is checked against a hand computation in tests.
 Sources: VBench via DESIGN §7 (subject/background), memento App. D (aesthetic, semantic,
-inter-shot), memory-v2v §4 (PSNR against history), CameraCtrl-style RotErr/TransErr.
+inter-shot), memory-v2v §4 (PSNR/LPIPS against history), CameraCtrl-style RotErr/TransErr.
+LPIPS takes the network as an argument (training/evaluate.py ``load_lpips`` builds it offline).
 """
 
 from __future__ import annotations
@@ -63,6 +64,27 @@ def psnr_frames(gen: np.ndarray, ref: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         p = 10.0 * np.log10(255.0**2 / mse)
     return np.minimum(p, PSNR_CAP)
+
+
+def lpips_input(frames: np.ndarray):
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 tensor in [-1, 1], the range ``lpips.LPIPS`` reads."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def lpips_frames(net, gen: np.ndarray, ref: np.ndarray, batch: int = 8) -> np.ndarray:
+    """Per-frame LPIPS distance between uint8 videos (T, H, W, 3) of the same shape; ``net`` is an lpips.LPIPS."""
+    import torch
+
+    if gen.shape != ref.shape:
+        raise ValueError(f"LPIPS needs equal shapes, got {gen.shape} vs {ref.shape}")
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(gen), batch):  # batched: a whole video through AlexNet at once can exhaust memory
+            out.append(net(lpips_input(gen[i : i + batch]), lpips_input(ref[i : i + batch])).flatten())
+    return torch.cat(out).double().numpy() if out else np.zeros(0)
 
 
 def _relative(poses: np.ndarray) -> np.ndarray:

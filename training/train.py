@@ -4,7 +4,9 @@
     ray job submit -- python -m training.train --config CONFIG
 
 Checkpoints go through Ray Train (``storage_path=out``, run ``name``); re-running the same
-name resumes from its latest checkpoint, loaded with ``torch.load(weights_only=True)``.
+name resumes from its latest checkpoint, loaded with ``torch.load(weights_only=True)``. A checkpoint
+holds full (unsharded) weights and optimiser state under both strategies (FSDP: name-keyed, gathered
+to rank 0 with torch.distributed.checkpoint.state_dict), so a run resumes with its AdamW moments.
 """
 
 from __future__ import annotations
@@ -82,16 +84,16 @@ def batches(cfg: TrainConfig, rank: int, world: int):
             buf = []
 
 
-def _wrap(obj, cfg: TrainConfig):
-    import ray.train.torch as rtt
-
+def _wrap(obj, cfg: TrainConfig, device: torch.device):
     if cfg.strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        obj.to(rtt.get_device())
+        obj.to(device)
         for block in obj.dit.backbone.blocks:
             fully_shard(block)
         return fully_shard(obj)
+    import ray.train.torch as rtt
+
     # Merging, cameras and the bank are not used on every step: DDP must not wait for their grads.
     return rtt.prepare_model(obj, parallel_strategy_kwargs={"find_unused_parameters": True})
 
@@ -109,36 +111,53 @@ def _load_state(ckpt_dir: str) -> dict:
     return torch.load(Path(ckpt_dir) / CKPT_FILE, map_location="cpu", weights_only=True)
 
 
-def train_loop_per_worker(config: dict) -> None:
-    import ray.train
-    import ray.train.torch as rtt
+def _full_state(model, opt, cfg: TrainConfig, rank: int) -> tuple[dict, dict]:
+    """(dit weights, optimiser state) as plain CPU tensors; collective under FSDP, complete on rank 0 only."""
+    if cfg.strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
+        # Full (unsharded) dicts keyed by parameter name: a checkpoint any world size can resume.
+        msd, osd = get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return {k.removeprefix("dit."): v for k, v in msd.items() if k.startswith("dit.")}, osd
+    core = model.module if hasattr(model, "module") else model
+    return {k: v.cpu() for k, v in core.dit.state_dict().items()}, opt.state_dict()
+
+
+def _restore_optim(model, opt, state: dict, cfg: TrainConfig) -> None:
+    if "optim" not in state or state.get("strategy", "ddp") != cfg.strategy:
+        return  # the two strategies store the optimiser differently (ids vs names): weights-only resume
+    if cfg.strategy == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        # Every rank read the same full dict; each keeps its own shard.
+        # strict=False: parameters unused so far (e.g. a tokenizer level never picked) have no AdamW state yet.
+        opts = StateDictOptions(full_state_dict=True, strict=False)
+        set_optimizer_state_dict(model, opt, state["optim"], options=opts)
+    else:
+        opt.load_state_dict(state["optim"])
+
+
+def train_worker(cfg: TrainConfig, rank: int, world: int, device: torch.device, state: dict | None, report) -> None:
+    """The loop on one rank of an initialised process group (Ray Train's, or any for ``strategy: fsdp``).
+
+    ``state``: a loaded checkpoint to resume from, or None. ``report(stats, ckpt)`` is called on every rank
+    every step; ``ckpt`` is the checkpoint dict on rank 0 at checkpoint steps, else None.
+    """
     from training.step import encode_batch
 
-    cfg = TrainConfig(**config)
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     obj, enc, text_fn = build_objective(cfg)
-    device = rtt.get_device()
     enc.vae.to(device)
     start = 0
-    ckpt = ray.train.get_checkpoint()
-    state = None
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            state = _load_state(d)
-    elif cfg.resume_from:
-        state = _load_state(cfg.resume_from)
     if state is not None:
         obj.dit.load_state_dict(state["model"])
         start = int(state["step"])
-    model = _wrap(obj, cfg)
+    model = _wrap(obj, cfg, device)
     opt = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
     )
-    if state is not None and "optim" in state and cfg.strategy == "ddp":
-        opt.load_state_dict(state["optim"])
+    if state is not None:
+        _restore_optim(model, opt, state, cfg)
     data = batches(cfg, rank, world)
     fixed = encode_batch(next(data), enc, text_fn, device) if cfg.fixed_batch else None
     log = _log_path(cfg) if rank == 0 else None
@@ -157,28 +176,39 @@ def train_loop_per_worker(config: dict) -> None:
         if log is not None:
             with open(log, "a") as f:
                 f.write(json.dumps(stats) + "\n")
+        ckpt = None
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            core = model.module if hasattr(model, "module") else model
-            # FSDP shards are DTensors: every rank joins the gather, rank 0 writes plain tensors.
-            weights = {
-                k: (v.full_tensor() if hasattr(v, "full_tensor") else v).cpu()
-                for k, v in core.dit.state_dict().items()
-            }
-            with tempfile.TemporaryDirectory() as d:
-                ck = None
-                if rank == 0:
-                    state = {
-                        "model": weights,
-                        "step": step + 1,
-                        "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
-                    }
-                    if cfg.strategy == "ddp":  # sharded optimiser state would need DCP; FSDP resumes weights only
-                        state["optim"] = opt.state_dict()
-                    torch.save(state, Path(d) / CKPT_FILE)
-                    ck = ray.train.Checkpoint.from_directory(d)
-                ray.train.report(stats, checkpoint=ck)
-        else:
+            weights, optim = _full_state(model, opt, cfg, rank)  # every rank joins the FSDP gather
+            if rank == 0:
+                config = {k: v for k, v in asdict(cfg).items() if k != "extra"}
+                ckpt = {"model": weights, "optim": optim, "step": step + 1, "strategy": cfg.strategy}
+                ckpt["config"] = config
+        report(stats, ckpt)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    import ray.train
+    import ray.train.torch as rtt
+
+    cfg = TrainConfig(**config)
+    ctx = ray.train.get_context()
+    state = None
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = _load_state(d)
+    elif cfg.resume_from:
+        state = _load_state(cfg.resume_from)
+
+    def report(stats: dict, ckpt_state: dict | None) -> None:
+        if ckpt_state is None:
             ray.train.report(stats)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(ckpt_state, Path(d) / CKPT_FILE)
+            ray.train.report(stats, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+    train_worker(cfg, ctx.get_world_rank(), ctx.get_world_size(), rtt.get_device(), state, report)
 
 
 def fit(cfg: TrainConfig):
