@@ -6,9 +6,12 @@ import copy
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -49,13 +52,34 @@ def ray_head(tmp_path_factory):
     env.pop("RAY_ADDRESS", None)
     port, dash = _free_port(), _free_port()
     ray = str(Path(bindir) / "ray")
-    subprocess.run([ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True, timeout=120)
+    # A short --temp-dir: Ray's Unix sockets live under it and socket paths are limited to 107 bytes.
+    # --block keeps `ray start` in the foreground with the head's processes in its own process
+    # group, so teardown stops exactly this head (`ray stop` would stop every Ray on the machine).
+    head = subprocess.Popen([ray, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+                             "--num-cpus=2", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                             "--disable-usage-stats", f"--temp-dir={tempfile.mkdtemp(prefix='rh')}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        _wait_for_dashboard(ray, f"http://127.0.0.1:{dash}", env, head)
         yield {"env": env, "dashboard": f"http://127.0.0.1:{dash}", "ray": ray}
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+def _wait_for_dashboard(ray: str, url: str, env: dict, head: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert head.poll() is None, "ray start --head exited"
+        r = subprocess.run([ray, "job", "list", "--address", url], env=env, capture_output=True, timeout=60)
+        if r.returncode == 0:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"the Ray head at {url} did not answer in {timeout} s")
 
 
 @pytest.mark.ray
