@@ -43,7 +43,13 @@ def to_clip(frames: np.ndarray, n: int, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _spans(segments, lo: int, hi: int, length: int) -> list[tuple[int, int]]:
-    """Segments [s, e) inside [lo, hi); from meta (lists or dicts) or cut every ``length`` frames."""
+    """Segments [s, e) inside [lo, hi); from meta (lists or dicts) or cut every ``length`` frames.
+
+    ``SegmentDescriptors`` writes ``meta["segments"]`` as a dict whose ``"target"`` list holds
+    the memory segments of the extended clip (one per row of ``target_dino``).
+    """
+    if isinstance(segments, dict):
+        segments = segments.get("target")
     out = []
     for s in segments or []:
         a, b = (s.get("start"), s.get("end")) if isinstance(s, dict) else (s[0], s[1])

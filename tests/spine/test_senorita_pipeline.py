@@ -151,3 +151,16 @@ def test_sigkill_mid_run_then_rerun_passes_verify(demo, tiny, tmp_path):
 def test_main_rejects_unknown_config_key(tmp_path):
     with pytest.raises(ValueError, match="unknown config key"):
         main(["--out", str(tmp_path), "--set", "extend.modle=x"])
+
+
+def test_trainer_builds_examples_from_what_the_pipeline_wrote(built):
+    """The trainer's Señorita example: memory clips cut from the extended part, ranked by DINOv2."""
+    from training.examples import ExampleConfig, senorita_example
+
+    out, _ = built
+    smp = next(s for s in open_dataset(str(out)) if s["target_extended.mp4"].shape[0] == 233)
+    segs = smp["json"]["segments"]["target"]
+    assert len(segs) == smp["target_dino.npy"].shape[0] and all(33 <= a < b <= 233 for a, b in segs)
+    ex = senorita_example(smp, ExampleConfig(memory_k=3), np.random.default_rng(0))
+    assert ex is not None and len(ex["memory"]) == 3
+    assert ex["target"].shape == ex["user"].shape == ex["memory"][0].shape == (3, 9, 64, 64)
