@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import report  # noqa: E402
-from pipelines.demo_senorita import write_demo  # noqa: E402
-from pipelines.ray_runner import RayRunner  # noqa: E402
-from pipelines.runner import SequentialRunner  # noqa: E402
-from stages.senorita import ValidatePair, load_pairs, pair_inputs  # noqa: E402
+from benchmarks.common import report
+from pipelines.demo_senorita import write_demo
+from pipelines.ray_runner import RayRunner
+from pipelines.runner import SequentialRunner
+from stages.senorita import ValidatePair, load_pairs, pair_inputs
 
 
 def timed(runner, pairs) -> tuple[float, int]:

@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import report  # noqa: E402
-from pipelines.dataset import DatasetFolder  # noqa: E402
-from pipelines.writer import RunWriter, encode_members  # noqa: E402
-from stages.base import Sample  # noqa: E402
+from benchmarks.common import report
+from pipelines.dataset import DatasetFolder
+from pipelines.writer import RunWriter, encode_members
+from stages.base import Sample
 
 
 def make_samples(n: int, blob_mb: float) -> list[Sample]:
@@ -43,8 +43,7 @@ def bench_raw(samples: list[Sample], d: Path) -> float:
     payloads = [b for s in samples for b in encode_members(s).values()]
     t = time.perf_counter()
     with open(d / "raw.bin", "wb") as f:
-        for b in payloads:
-            f.write(b)
+        f.writelines(payloads)
         f.flush()
         os.fsync(f.fileno())
     return time.perf_counter() - t
@@ -85,13 +84,13 @@ def main() -> None:
     import webdataset  # noqa: F401
 
     best = {"raw": 1e9, "webdataset": 1e9, "memcorpus": 1e9}
+    runs = {"raw": lambda d: bench_raw(samples, d), "webdataset": lambda d: bench_webdataset(samples, d, per_shard),
+            "memcorpus": lambda d: bench_ours(samples, d, per_shard)}
     for _ in range(reps):  # interleaved repetitions so page-cache state and load hit all three alike
-        for name in best:
+        for name, fn in runs.items():
             d = Path(tempfile.mkdtemp(dir=base))
             try:
-                fn = {"raw": lambda: bench_raw(samples, d), "webdataset": lambda: bench_webdataset(samples, d, per_shard),
-                      "memcorpus": lambda: bench_ours(samples, d, per_shard)}[name]
-                best[name] = min(best[name], fn())
+                best[name] = min(best[name], fn(d))
             finally:
                 shutil.rmtree(d, ignore_errors=True)
     rows = [[name, f"{total:.0f}", f"{sec:.3f}", f"{total / sec:.0f}", f"{best['raw'] / sec:.0%}"]

@@ -20,7 +20,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import report  # noqa: E402
+from benchmarks.common import report
 
 
 class RssSampler(threading.Thread):
@@ -113,9 +113,8 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=500)
     ap.add_argument("--growth", type=float, default=1.5, help="allowed RSS growth, last vs first quarter")
     args = ap.parse_args()
-    from pipelines.verify import verify
-
     from benchmarks.common import OUT
+    from pipelines.verify import verify
 
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=OUT) as d:  # on the repo's disk, inside the ignored bench_out/

@@ -20,8 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python pipelines/build_senorita_long.py` (also under `ray job submit`)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.common import RunConfig, add_common_args, load_config, run_corpus  # noqa: E402
-from stages.base import Resources, Stage  # noqa: E402
+from pipelines.common import RunConfig, add_common_args, load_config, run_corpus
+from stages.base import Resources, Stage
 
 log = logging.getLogger("memcorpus.senorita")
 

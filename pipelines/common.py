@@ -28,7 +28,7 @@ from pipelines.writer import RunWriter
 from stages.base import Sample, Stage
 from stages.ids import text_id
 
-__all__ = ["RunConfig", "RunSummary", "add_common_args", "load_config", "run_corpus", "make_runner"]
+__all__ = ["RunConfig", "RunSummary", "add_common_args", "load_config", "make_runner", "run_corpus"]
 log = logging.getLogger("memcorpus")
 
 

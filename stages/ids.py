@@ -18,7 +18,7 @@ ID_LEN = 20  # hex chars: 80 bits, no collisions at corpus scale
 _SAFE = re.compile(r"[^a-z0-9_]+")
 
 
-def file_digest(path: str | Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+def file_digest(path: str | Path, h: hashlib._Hash | None = None) -> hashlib._Hash:
     """Digest of a local path or an fsspec URI (s3://, memory://, ...)."""
     import fsspec
 

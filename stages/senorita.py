@@ -13,7 +13,7 @@ import json
 import os
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ class ValidatePair(Stage):
     max_bytes: int = 256 << 20
     max_side: int = 4096  # larger frames are not Señorita clips (and would exhaust a GPU worker)
     vfr_tolerance: float = 0.25  # frame-interval spread, relative to the median, that still counts as constant
-    resources: Resources = Resources(cpus=1)  # decoding is CPU-bound: one task per core, no oversubscription
+    resources: Resources = field(default_factory=lambda: Resources(cpus=1))  # decoding is CPU-bound: one task per core, no oversubscription
     version: str = "pair/1"
 
     def process(self, batch: list[Sample]) -> list[Sample]:

@@ -17,7 +17,7 @@ class Square(Stage):
     """Payload = n squared; multiples of ``reject_every`` are rejected as 'unlucky'."""
 
     reject_every: int = 5
-    resources: Resources = Resources(cpus=0.25)
+    resources: Resources = field(default_factory=lambda: Resources(cpus=0.25))
     version: str = "square/1"
 
     def process(self, batch: list[Sample]) -> list[Sample]:
@@ -79,7 +79,7 @@ class KillWorkerOnce(Stage):
 
     at: int = -1
     marker: str = ""  # a file that records the kill already happened (shared by all workers)
-    resources: Resources = Resources(cpus=0.5)
+    resources: Resources = field(default_factory=lambda: Resources(cpus=0.5))
     version: str = "killer/1"
 
     def setup(self) -> None:
