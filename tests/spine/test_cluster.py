@@ -71,6 +71,16 @@ def ray_head(tmp_path_factory):
             head.wait()
 
 
+def _submit(cmd: list[str], env: dict, tries: int = 30) -> subprocess.CompletedProcess:
+    """`ray job submit`, retried while the head's job agent is still starting (it comes up after the dashboard)."""
+    for _ in range(tries):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+        if "No available agent to submit job" not in r.stdout + r.stderr:
+            return r
+        time.sleep(2)
+    return r
+
+
 def _wait_for_dashboard(ray: str, url: str, env: dict, head: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -94,7 +104,7 @@ def test_ray_job_submit_builds_the_corpus_on_the_cluster(ray_head, tmp_path):
            "python", "pipelines/build_senorita_long.py", "--pairs", str(pairs), "--out", str(out),
            "--set", f"extend.model={fp}", "--set", f"descriptors.model={dino}", "--set", "extend.steps=2",
            "--set", "extend.num_new_frames=20", "--set", "run.progress=false"]
-    r = subprocess.run(cmd, env=ray_head["env"], capture_output=True, text=True, timeout=600)
+    r = _submit(cmd, ray_head["env"])
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     problems, stats = verify(out)
     assert problems == [] and stats["accepted"] == 2
@@ -107,6 +117,7 @@ def test_job_submit_without_the_token_is_refused(ray_head, tmp_path):
     env = {k: v for k, v in ray_head["env"].items() if not k.startswith("RAY_AUTH")}
     env["RAY_AUTH_MODE"] = "disabled"
     (tmp_path / "j.py").write_text("print('should not run')\n")
-    r = subprocess.run([ray_head["ray"], "job", "submit", "--address", ray_head["dashboard"], "--working-dir",
-                        str(tmp_path), "--", "python", "j.py"], env=env, capture_output=True, text=True, timeout=120)
+    r = _submit([ray_head["ray"], "job", "submit", "--address", ray_head["dashboard"], "--working-dir",
+                 str(tmp_path), "--", "python", "j.py"], env)
     assert r.returncode != 0 and "should not run" not in r.stdout
+    assert "authentication" in (r.stdout + r.stderr).lower()  # refused for the missing token, not for another reason
