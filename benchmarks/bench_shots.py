@@ -24,22 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.shot_detectors import ContentDetector, TransNetV2Detector
+from models.shot_detectors import ContentDetector, TransNetV2Detector, cut_f1
 from pipelines.demo_memento import hard_cases_film, render_film
 from stages.video import iter_frames, iter_ycrcb
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "real" / "cuts_people_640x360.mp4"
-
-
-def f1(pred: list[int], truth: list[int], tol: int = 2) -> float:
-    used, tp = set(), 0
-    for p in pred:
-        hit = next((t for t in truth if abs(t - p) <= tol and t not in used), None)
-        if hit is not None:
-            used.add(hit)
-            tp += 1
-    prec, rec = tp / max(len(pred), 1), tp / max(len(truth), 1)
-    return 2 * prec * rec / max(prec + rec, 1e-9)
 
 
 def scenedetect_cuts(path: Path, adaptive: bool) -> tuple[list[int], int]:
@@ -106,7 +95,7 @@ def main() -> int:
                 cuts, frames = fn(path)
                 best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
                 if rnd == 0:
-                    score = "" if truth is None or name.startswith("decode") else f"{f1(cuts, truth):.3f}"
+                    score = "" if truth is None or name.startswith("decode") else f"{cut_f1(cuts, truth):.3f}"
                     shown = json.dumps(cuts) if len(cuts) < 16 else f"{len(cuts)} cuts"
                     rows.append([label, name, frames, 0.0, score, shown])
         for row in rows:

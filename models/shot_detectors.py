@@ -250,3 +250,15 @@ def make_shot_detector(
     if backend == "transnetv2":
         return TransNetV2Detector(device=device, **({} if threshold is None else {"threshold": threshold}))
     raise ValueError(f"shots backend must be 'content' or 'transnetv2', got {backend!r}")
+
+
+def cut_f1(pred: list[int], truth: list[int], tol: int = 2) -> float:
+    """F1 of predicted cut frames against true ones; a prediction within ``tol`` frames matches one truth."""
+    used, tp = set(), 0
+    for p in pred:
+        hit = next((t for t in truth if abs(t - p) <= tol and t not in used), None)
+        if hit is not None:
+            used.add(hit)
+            tp += 1
+    prec, rec = tp / max(len(pred), 1), tp / max(len(truth), 1)
+    return 2 * prec * rec / max(prec + rec, 1e-9)

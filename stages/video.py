@@ -59,6 +59,12 @@ def _video_stream(c: av.container.InputContainer) -> av.video.stream.VideoStream
     return c.streams.video[0]
 
 
+def _threads(s: av.video.stream.VideoStream, threads: int) -> None:
+    if threads:  # frame threading; 0 keeps FFmpeg's default
+        s.thread_type = "AUTO"
+        s.thread_count = threads
+
+
 def _rotation_of(frame: av.VideoFrame) -> int:
     return int(round(getattr(frame, "rotation", 0) or 0)) % 360
 
@@ -102,9 +108,7 @@ def iter_frames(
     try:
         with _open(src) as c:
             s = _video_stream(c)
-            if threads:
-                s.thread_type = "AUTO"
-                s.thread_count = threads
+            _threads(s, threads)
             if skip_nonkey:
                 s.codec_context.skip_frame = "NONKEY"
             tb = s.time_base
@@ -226,9 +230,7 @@ def iter_ycrcb(
     try:
         with _open(src) as c:
             s = _video_stream(c)
-            if threads:
-                s.thread_type = "AUTO"
-                s.thread_count = threads
+            _threads(s, threads)
             cc = s.codec_context
             if skip_loop_filter:
                 cc.options = {**cc.options, "skip_loop_filter": "all"}

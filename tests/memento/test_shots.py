@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from models.shot_detectors import ContentDetector, TransNetV2Detector
+from models.shot_detectors import ContentDetector, TransNetV2Detector, cut_f1
 from pipelines.cli import main as cli_main
 from pipelines.demo_memento import Film, Shot, render_film
 from stages.base import Sample
@@ -16,22 +16,11 @@ from stages.shots import DetectShots
 from stages.video import demux_pts
 
 
-def f1(pred: list[int], truth: list[int], tol: int = 2) -> float:
-    used, tp = set(), 0
-    for p in pred:
-        hit = next((t for t in truth if abs(t - p) <= tol and t not in used), None)
-        if hit is not None:
-            used.add(hit)
-            tp += 1
-    prec, rec = tp / max(len(pred), 1), tp / max(len(truth), 1)
-    return 2 * prec * rec / max(prec + rec, 1e-9)
-
-
 def test_content_detector_on_hard_cases(hard_film):
     path, truth = hard_film
     res = ContentDetector().detect(path)
     assert res.frames == truth["frames"] and res.fps == pytest.approx(24.0, abs=0.01)
-    assert f1(res.cuts, truth["cuts"]) >= 0.9
+    assert cut_f1(res.cuts, truth["cuts"]) >= 0.9
     # Hard and jump cuts land on the exact first frame of the new shot.
     assert sum(c in truth["cuts"] for c in res.cuts) >= len(truth["cuts"]) - 1
     for a, b in truth["gradual"]:
@@ -66,7 +55,7 @@ def test_transnetv2_backend_finds_hard_cuts(tmp_path):
     truth = render_film(tmp_path / "t.mp4", film)
     res = TransNetV2Detector().detect(tmp_path / "t.mp4")
     assert res.backend == "transnetv2" and res.frames == 48
-    assert f1(res.cuts, truth["cuts"]) == 1.0
+    assert cut_f1(res.cuts, truth["cuts"]) == 1.0
 
 
 def test_cli_json_format(hard_film, capsys):
@@ -121,7 +110,7 @@ def test_fast_scan_matches_full_rate_scan(hard_film):
     fast = ContentDetector(coarse=True).detect(path)
     assert fast.cuts == full.cuts and fast.frames == full.frames == truth["frames"]
     assert fast.times == pytest.approx(full.times, abs=1e-9)
-    assert f1(fast.cuts, truth["cuts"]) >= 0.9
+    assert cut_f1(fast.cuts, truth["cuts"]) >= 0.9
 
 
 def test_fast_scan_on_rotated_variable_frame_rate_file(tmp_path):
