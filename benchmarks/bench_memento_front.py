@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.build_memento_corpus import MementoConfig, SequenceConfig, build_stages
+from pipelines.build_memento_corpus import MementoConfig, SequenceConfig, front_half
 from pipelines.demo_memento import memento_film, render_film
 from pipelines.runner import SequentialRunner
 from stages.base import Sample
@@ -42,7 +42,7 @@ def main() -> int:
         pass
     decode_s = time.perf_counter() - t0
 
-    stages = build_stages(cfg)
+    stages = front_half(cfg)
     t0 = time.perf_counter()
     out = list(SequentialRunner().run(stages, [Sample(id="bench", source={"path": str(path)})]))
     wall = time.perf_counter() - t0

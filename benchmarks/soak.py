@@ -130,7 +130,7 @@ def main() -> None:
         ray.shutdown()
         wall = time.perf_counter() - t
         sampler.stop.set()
-        problems, stats = verify(cfg.run.out)
+        problems, _ = verify(cfg.run.out)
     s = sampler.samples
     # The first quarter is start-up (workers and models loading); compare the second with the last.
     q = max(len(s) // 4, 1)

@@ -9,14 +9,19 @@ No Ray code here.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from stages.video import DecodeError, demux_pts, iter_frames, iter_ycrcb, probe
+from stages.video import DecodeError, demux_index, iter_frames, iter_ycrcb, probe
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +46,20 @@ def fps_from_times(times: list[float], fallback: float) -> float:
 
 
 @dataclass
+class _Chunk:
+    """One independently decoded stretch ``[first, last]`` of a content scan."""
+
+    first: int
+    last: int
+    scores: dict[int, float]  # frame -> change from the frame before (absent for a chunk's first frame)
+    times: list[float]
+    head: dict[int, np.ndarray]  # features of the first frames and...
+    tail: dict[int, np.ndarray]  # ...of the last ones: the context the neighbouring chunk's edge needs
+    cuts: list[int]
+    decided: range  # frames this chunk judged; the rest are within reach of a chunk edge
+
+
+@dataclass
 class ContentDetector:
     """Frame differences at a small analysis size, judged against their neighbourhood.
 
@@ -52,13 +71,14 @@ class ContentDetector:
     neighbours on each side (motion raises the neighbours too; a cut does not). A peak
     whose content comes back within ``persist`` frames (a flash) is not a cut.
 
-    With ``coarse`` a first pass decodes only reference frames (the B-frames of a
-    default x264 encode are skipped) and flags gaps whose change is a permissive peak; each
-    flagged gap is then decoded at full rate, with enough neighbours on both sides, and judged
-    by the same rule, so cuts stay frame-exact. Streams without B-frames, without timestamps,
-    or with so many candidates that windows would cover most of the film take the full-rate path.
-    Off by default: each window is decoded from the key frame before it, and with x264's long
-    GOPs that lead-in costs more than the skipped B-frames save (notes/fastshots.md).
+    The scan is decode-bound. FFmpeg's frame threads keep two cores only ~70% busy and cost
+    ~25% more CPU per frame than one thread, so the file is cut at key frames into up to
+    ``4 * workers`` stretches (several per worker even out uneven key-frame spacing), decoded
+    single-threaded by ``workers`` threads side by side (PyAV releases the GIL while decoding). Each
+    chunk judges the frames whose whole neighbourhood it holds; the frames next to a chunk edge
+    are judged afterwards from both chunks' scores and edge features, so the cuts are exactly
+    those of one sequential scan. Files without timestamps or without a key frame to split at
+    are scanned in one piece with ``threads`` decoder threads.
     """
 
     width: int = 64
@@ -67,11 +87,10 @@ class ContentDetector:
     window: int = 8
     persist: int = 4
     persist_fraction: float = 0.5
-    threads: int = 2
-    coarse: bool = False
+    threads: int = 2  # decoder threads of a one-piece scan
+    workers: int = 2  # stretches decoded at once (1: one sequential scan)
+    min_chunk_frames: int = 60  # shorter stretches are not worth a seek
     skip_loop_filter: bool = True  # deblocking is invisible at 64 px; skipping it saves ~10-20% of decode time
-    coarse_ratio: float = 2.0  # candidate gaps: ratio against coarse neighbours (gaps span 1-3 frames)
-    max_window_share: float = 0.5  # windows covering more of the film than this: full-rate path is cheaper
 
     @staticmethod
     def _feature(ycrcb: np.ndarray) -> np.ndarray:
@@ -90,13 +109,11 @@ class ContentDetector:
         return float(np.partition(blocks, (23, 24))[23:25].mean())
 
     def analysis_size(self, path: str | Path) -> tuple[int, int]:
-        info = probe(path)
+        return self._size(probe(path))
+
+    def _size(self, info) -> tuple[int, int]:
         h = max(2, round(self.width * info.height / max(info.width, 1) / 2) * 2)
         return self.width, h
-
-    @property
-    def _scan(self) -> dict:
-        return {"threads": self.threads, "skip_loop_filter": self.skip_loop_filter}
 
     @property
     def _look(self) -> int:
@@ -104,87 +121,104 @@ class ContentDetector:
 
     def detect(self, path: str | Path) -> ShotResult:
         info = probe(path)
-        size = self.analysis_size(path)
-        if self.coarse:
-            res = self._detect_coarse(path, size, info.fps)
-            if res is not None:
-                return res
-        return self._detect_full(path, size, info.fps)
+        size = self._size(info)
+        plan = self._plan(path)
+        if plan is None:
+            parts = [self._scan(path, size, {"threads": self.threads}, 0, last=True)]
+        else:
+            order, bounds = plan
+            longest_first = sorted(range(len(bounds)), key=lambda k: bounds[k][0] - bounds[k][1])
+            scan = partial(self._scan_bounds, path, size, order, bounds)
+            with ThreadPoolExecutor(self.workers) as pool:
+                done = dict(zip(longest_first, pool.map(scan, longest_first)))
+            parts = [done[k] for k in range(len(bounds))]
+            if not self._complete(parts, len(order)):
+                log.warning("%s: chunked scan did not cover every frame once; scanning in one piece", path)
+                parts = [self._scan(path, size, {"threads": self.threads}, 0, last=True)]
+        return self._join(parts, info.fps)
 
-    def _detect_full(self, path: str | Path, size: tuple[int, int], fallback_fps: float) -> ShotResult:
-        look = self._look
+    def _plan(self, path: str | Path) -> tuple[list[int], list[tuple[int, int]]] | None:
+        """Sorted pts and ``[(first, last)]`` frame ranges starting at key frames, or None: scan in one piece."""
+        if self.workers < 2:
+            return None
+        try:
+            pts, keys, _ = demux_index(path)
+        except DecodeError:
+            return None  # no timestamps: frames can only be numbered by counting them in one scan
+        order = sorted(pts)
+        n = len(order)
+        if len(set(order)) != n or n < 2 * self.min_chunk_frames:
+            return None
+        rank = {p: i for i, p in enumerate(order)}
+        pieces, starts = 4 * self.workers, [0]
+        for k in range(1, pieces):
+            near = [
+                rank[p] for p in keys if starts[-1] + self.min_chunk_frames <= rank[p] <= n - self.min_chunk_frames
+            ]
+            if near:
+                best = min(near, key=lambda r: abs(r - n * k / pieces))
+                if best > starts[-1] and best not in starts:
+                    starts.append(best)
+        if len(starts) < 2:
+            return None
+        return order, [(a, b - 1) for a, b in itertools.pairwise([*starts, n])]
+
+    def _scan_bounds(self, path, size, order, bounds, k: int) -> _Chunk:
+        first, last = bounds[k]
+        scan = {
+            "threads": 1,
+            "pts_index": order,
+            "start_pts": order[first] if first else None,
+            "stop_pts": order[last],
+        }
+        return self._scan(path, size, scan, first, last=k == len(bounds) - 1)
+
+    def _scan(self, path, size, scan: dict, first: int, last: bool) -> _Chunk:
+        """Score every frame of one stretch and judge those whose neighbourhood lies inside it."""
+        look, keep = self._look, 2 * self._look + 2
+        lo = 1 if first == 0 else first + look  # earlier frames need scores from the chunk before
         feats: dict[int, np.ndarray] = {}
+        head: dict[int, np.ndarray] = {}
         scores: dict[int, float] = {}
         times: list[float] = []
         cuts: list[int] = []
-        for i, t, img in iter_ycrcb(path, size, **self._scan):
+        i = first - 1
+        for i, t, img in iter_ycrcb(path, size, skip_loop_filter=self.skip_loop_filter, **scan):
             f = self._feature(img)
-            scores[i] = self._diff(feats[i - 1], f) if i else 0.0
+            if i - 1 in feats:
+                scores[i] = self._diff(feats[i - 1], f)
+            elif i == 0:
+                scores[0] = 0.0
             feats[i] = f
-            feats.pop(i - 2 * look - 2, None)
+            if i < first + keep:
+                head[i] = f
+            feats.pop(i - keep, None)
             times.append(t)
-            if i - look >= 1:
+            if i - look >= lo:
                 self._decide(i - look, scores, feats, cuts)
-        for j in range(max(1, len(scores) - look), len(scores)):
+        hi = i + 1 if last else i - look + 1  # the last frames of an inner chunk need the next chunk's scores
+        for j in range(max(lo, i - look + 1), hi):
             self._decide(j, scores, feats, cuts)
-        return ShotResult(fps_from_times(times, fallback_fps), len(scores), cuts, times, "content")
+        return _Chunk(first, i, scores, times, head, feats, cuts, range(lo, max(lo, hi)))
 
-    def _detect_coarse(self, path: str | Path, size: tuple[int, int], fallback_fps: float) -> ShotResult | None:
-        try:
-            pts, tb = demux_pts(path)
-        except DecodeError:
-            return None  # no timestamps to number skipped frames by: the full-rate path counts frames
-        if len(pts) < 2 or all(a < b for a, b in itertools.pairwise(pts)):
-            return None  # no reordering means no B-frames: nothing to skip
-        order = sorted(pts)
-        n = len(order)
-        refs = [
-            (i, self._feature(img))
-            for i, _, img in iter_ycrcb(path, size, **self._scan, skip_nonref=True, pts_index=order)
-        ]
-        gaps = [(a, b, self._diff(fa, fb)) for (a, fa), (b, fb) in itertools.pairwise(refs)]
-        half = max(1, self.window // 2)
-        flagged = []
-        for k, (a, b, s) in enumerate(gaps):
-            if s < self.min_score:
-                continue
-            sides = [[g[2] for g in gaps[max(0, k - half) : k]], [g[2] for g in gaps[k + 1 : k + 1 + half]]]
-            base = max([float(np.median(side)) for side in sides if side] or [0.0])
-            if s >= self.coarse_ratio * (base + 0.5):
-                flagged.append((a, b))
-        if refs and refs[0][0] > 0:
-            flagged.insert(0, (0, refs[0][0]))  # frames before the first decoded one were never compared
-        if refs and refs[-1][0] < n - 1:
-            flagged.append((refs[-1][0], n - 1))
-        windows = self._windows(flagged, n)
-        if sum(hi - lo + 1 for lo, hi, _ in windows) > self.max_window_share * n:
-            return None
-        cuts: list[int] = []
-        for lo, hi, spans in windows:
-            feats: dict[int, np.ndarray] = {}
-            for i, _, img in iter_ycrcb(
-                path, size, **self._scan, pts_index=order, start_pts=order[lo], stop_pts=order[hi]
-            ):
-                feats[i] = self._feature(img)
-            scores = {i: self._diff(feats[i - 1], f) for i, f in feats.items() if i - 1 in feats}
-            for a, b in spans:
-                for j in range(max(1, a + 1), b + 1):
-                    if j in scores:
-                        self._decide(j, scores, feats, cuts)
-        times = [float(p * tb) for p in order]
-        return ShotResult(fps_from_times(times, fallback_fps), n, sorted(set(cuts)), times, "content")
+    @staticmethod
+    def _complete(parts: list[_Chunk], n: int) -> bool:
+        """Every frame once, in order (a decoder that drops or repeats frames breaks pts numbering)."""
+        edges = [p.first for p in parts] + [n]
+        return all(p.last == b - 1 and len(p.times) == b - p.first for p, b in zip(parts, edges[1:]))
 
-    def _windows(self, flagged: list[tuple[int, int]], n: int) -> list[tuple[int, int, list[tuple[int, int]]]]:
-        """Merge ``[a - look - 1, b + look + 1]`` around each flagged gap ``(a, b]`` into decode windows."""
-        pad = self._look + 1
-        out: list[tuple[int, int, list[tuple[int, int]]]] = []
-        for a, b in flagged:
-            lo, hi = max(0, a - pad), min(n - 1, b + pad)
-            if out and lo <= out[-1][1] + 1:
-                out[-1] = (out[-1][0], max(out[-1][1], hi), [*out[-1][2], (a, b)])
-            else:
-                out.append((lo, hi, [(a, b)]))
-        return out
+    def _join(self, parts: list[_Chunk], fallback_fps: float) -> ShotResult:
+        scores = {k: v for p in parts for k, v in p.scores.items()}
+        feats = {k: v for p in parts for k, v in (*p.head.items(), *p.tail.items())}
+        for a, b in itertools.pairwise(parts):
+            scores[b.first] = self._diff(a.tail[a.last], b.head[b.first])
+        cuts = [c for p in parts for c in p.cuts]
+        decided = {j for p in parts for j in p.decided}
+        for j in range(1, parts[-1].last + 1):
+            if j not in decided:  # next to a chunk edge: judged with both chunks' context
+                self._decide(j, scores, feats, cuts)
+        times = [t for p in parts for t in p.times]
+        return ShotResult(fps_from_times(times, fallback_fps), len(times), sorted(cuts), times, "content")
 
     def _decide(self, j: int, scores: dict[int, float], feats: dict[int, np.ndarray], cuts: list[int]) -> None:
         s = scores[j]

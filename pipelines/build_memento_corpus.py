@@ -135,6 +135,8 @@ class MementoConfig:
     footage: str = ""  # folder of footage (searched recursively); empty: generate demo footage
     demo_size: tuple[int, int] = (640, 360)
     clip_crf: int = 18
+    clip_short_side: int = 480  # Memento trains on 480x832 clips; 0 keeps the crop's size
+    clip_preset: str = "veryfast"
     shots: ShotsConfig = field(default_factory=ShotsConfig)
     sequences: SequenceConfig = field(default_factory=SequenceConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
@@ -177,6 +179,11 @@ def build_inputs(cfg: MementoConfig) -> Iterator[Sample]:
 
 
 def build_stages(cfg: MementoConfig) -> list[Stage]:
+    return front_half(cfg) + back_half(cfg)
+
+
+def front_half(cfg: MementoConfig) -> list[Stage]:
+    """Shots, sequences, quality, subtitles and clip writing (issue 3)."""
     from stages.clips import WriteClip
     from stages.quality import ScoreQuality
     from stages.sequences import SplitSequences
@@ -191,15 +198,18 @@ def build_stages(cfg: MementoConfig) -> list[Stage]:
                        min_shots=seq.min_shots, max_shots=seq.max_shots),
     ]
     if q.enabled:
-        stages.append(ScoreQuality(min_short_side=q.min_short_side, max_black_fraction=q.max_black_fraction,
+        # With subtitles on, quality samples their frames (same rate and size) and hands them on: one decode.
+        share = {"sample_fps": sub.sample_fps, "decode_width": CropSubtitles.analysis_width, "keep_frames": True}
+        stages.append(ScoreQuality(**(share if sub.enabled else {}),
+                                   min_short_side=q.min_short_side, max_black_fraction=q.max_black_fraction,
                                    max_static_fraction=q.max_static_fraction, min_sharpness=q.min_sharpness,
                                    clip_model=q.clip_model, aesthetic_head=q.aesthetic_head))
     if sub.enabled:
         stages.append(CropSubtitles(backend=sub.backend, model_dir=sub.model_dir, sample_fps=sub.sample_fps,
                                     aspect=sub.aspect, crop_overlays=sub.crop_overlays,
                                     min_kept_fraction=sub.min_kept_fraction))
-    stages.append(WriteClip(crf=cfg.clip_crf))
-    return stages + back_half(cfg)
+    stages.append(WriteClip(crf=cfg.clip_crf, preset=cfg.clip_preset, short_side=cfg.clip_short_side))
+    return stages
 
 
 def back_half(cfg: MementoConfig) -> list[Stage]:

@@ -1,6 +1,7 @@
 """Per-sequence quality: letterbox bars, black and static stretches, blur, resolution, aesthetics.
 
-Frames are sampled at ``sample_fps`` and scaled to ``analysis_width`` inside the decoder.
+Frames are sampled at ``sample_fps`` (``stages.sampling``: reference frames only, the nearest to
+each sample time) and scaled to ``analysis_width`` inside the decoder.
 Every measure lands in ``meta["quality"]``; the ones past their limit reject the sequence
 with their own reason. ``meta["crop"]`` starts as the picture inside the bars.
 """
@@ -16,18 +17,10 @@ import cv2
 import numpy as np
 
 from stages.base import Resources, Sample, Stage
-from stages.sequences import FrameCursor
+from stages.sampling import FrameSampler, keep_frames
 from stages.video import DecodeError
 
 log = logging.getLogger(__name__)
-
-
-def sample_frames(cursor: FrameCursor, path: str, start: int, end: int, step: int, size: tuple[int, int] | None):
-    """``(frame_index, rgb)`` every ``step`` frames of ``[start, end)``."""
-    out = [(i, img) for i, _, img in cursor.frames(path, start, end, size) if (i - start) % step == 0]
-    if not out:
-        raise DecodeError("no_frames", f"no frames in [{start}, {end})")
-    return out
 
 
 def analysis_size(width: int, height: int, target_width: int) -> tuple[int, int]:
@@ -99,6 +92,8 @@ class AestheticScorer:
 class ScoreQuality(Stage):
     sample_fps: float = 4.0
     analysis_width: int = 320
+    decode_width: int = 0  # frames are decoded at this width (0: analysis_width), measured at analysis_width
+    keep_frames: bool = False  # leave the decoded frames for CropSubtitles (same fps and decode width)
     bar_luma: float = 12.0
     black_luma: float = 16.0
     max_black_fraction: float = 0.2
@@ -109,10 +104,10 @@ class ScoreQuality(Stage):
     clip_model: str = ""  # local CLIP ViT-L/14 dir; with aesthetic_head enables the aesthetic score
     aesthetic_head: str = ""  # LAION linear head (768 -> 1) state dict file
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
-    version: str = "quality/1"
+    version: str = "quality/2"
 
     def setup(self) -> None:
-        self._cursor = FrameCursor()
+        self._sampler = FrameSampler()
         self._aesthetic = None
         if self.clip_model or self.aesthetic_head:
             self._aesthetic = AestheticScorer(self.clip_model, self.aesthetic_head)
@@ -127,19 +122,27 @@ class ScoreQuality(Stage):
             start, end = m["source_frames"]
             W, H = m["size"]
             step = max(1, round(m["fps"] / self.sample_fps))
+            size = analysis_size(W, H, self.decode_width or self.analysis_width)
             try:
-                frames = sample_frames(self._cursor, s.source["path"], start, end, step,
-                                       analysis_size(W, H, self.analysis_width))
+                frames = self._sampler.sample(s.source["path"], start, end, step, size)
             except DecodeError as e:
                 s.reject(f"quality_{e.reason}", stage=self.name, detail=e.detail)
                 continue
-            q = self.measure([img for _, img in frames], W, H, step / m["fps"])
+            if self.keep_frames:
+                keep_frames(s, (s.source["path"], start, end, step, size), frames)
+            q = self.measure(self._at_analysis_size([img for _, img in frames], W, H), W, H, step / m["fps"])
             m["quality"] = q
             m["crop"] = q["letterbox"]
             reason = self.verdict(q)
             if reason:
                 s.reject(reason, stage=self.name, detail=str({k: v for k, v in q.items() if k != "letterbox"}))
         return batch
+
+    def _at_analysis_size(self, imgs: list[np.ndarray], W: int, H: int) -> list[np.ndarray]:
+        w, h = analysis_size(W, H, self.analysis_width)
+        if imgs and imgs[0].shape[:2] != (h, w):  # thresholds such as min_sharpness hold at analysis_width
+            return [cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in imgs]
+        return imgs
 
     def measure(self, imgs: list[np.ndarray], W: int, H: int, dt: float) -> dict:
         grays = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in imgs]

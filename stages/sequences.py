@@ -2,8 +2,6 @@
 
 One footage sample becomes N sequence samples (``Sample.child``); when none survives, the
 footage is rejected with the rule that failed, so every input ends in the manifest.
-``FrameCursor`` lets the later per-sequence stages read the sequences of one film in a
-single decode instead of one decode from frame 0 per sequence.
 """
 
 from __future__ import annotations
@@ -12,39 +10,6 @@ import math
 from dataclasses import dataclass, field
 
 from stages.base import Resources, Sample, Stage
-from stages.video import DecodeError, iter_frames
-
-
-class FrameCursor:
-    """Frames ``[start, end)`` of a file, continuing the previous decode when ranges come in order.
-
-    Sequences of one film reach a stage in order; restarting ``iter_frames`` at frame 0 for
-    each would decode a film N times for N sequences. A range before the cursor restarts it.
-    """
-
-    def __init__(self, size: tuple[int, int] | None = None, threads: int = 2) -> None:
-        self.size, self.threads = size, threads
-        self._key: tuple | None = None
-        self._it = None
-        self._pending = None
-
-    def frames(self, path: str, start: int, end: int, size: tuple[int, int] | None = None):
-        key = (str(path), size or self.size)
-        if self._key != key or self._pending is None or self._pending[0] > start:
-            self._key, self._it = key, iter_frames(path, size=key[1], threads=self.threads)
-            self._pending = self._next()
-        while self._pending is not None and self._pending[0] < end:
-            cur = self._pending
-            self._pending = self._next()  # advance first: a consumer that stops early loses nothing
-            if cur[0] >= start:
-                yield cur
-
-    def _next(self):
-        try:
-            return next(self._it, None)
-        except DecodeError:
-            self._key = None
-            raise
 
 
 def frame_clock(times: list[float] | None, frames: int, fps: float):

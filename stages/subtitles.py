@@ -18,7 +18,7 @@ import numpy as np
 from models.ocr import make_text_detector
 from stages.base import Resources, Sample, Stage
 from stages.quality import analysis_size, detect_letterbox
-from stages.sequences import FrameCursor
+from stages.sampling import FrameSampler, take_frames
 from stages.video import DecodeError
 
 
@@ -51,36 +51,61 @@ class SubtitleFinder:
     min_events: int = 1  # text lines needed for a band (and seen in >= 2 samples in all)
 
     def analyze(self, path: str, start: int, end: int | None, fps: float, W: int, H: int,
-                cursor: FrameCursor | None = None) -> dict:
-        aw, ah = analysis_size(W, H, self.analysis_width)
+                sampler: FrameSampler | None = None, frames: list | None = None) -> dict:
+        """``frames``: ``[(index, rgb)]`` already sampled with :meth:`sampling`; decoded here when None."""
+        step, (aw, ah) = self.sampling(fps, W, H)
         sx, sy = W / aw, H / ah
-        step = max(1, round(fps / self.sample_fps))
         tol = max(3.0, 0.012 * aw)  # detector box jitter, analysis pixels
         strips = [(int(ah * (1 - self.bottom_fraction)), ah), (0, int(ah * self.top_fraction))]
         cache: list[tuple[np.ndarray | None, list]] = [(None, []), (None, [])]
         live: list[_Instance] = []
         done: list[_Instance] = []
         grays, k = [], -1
-        for i, _, img in (cursor or FrameCursor()).frames(path, start, end if end is not None else 1 << 62, (aw, ah)):
-            if (i - start) % step:
-                continue
+        if frames is None:
+            frames = (sampler or FrameSampler()).sample(path, start, end, step, (aw, ah))
+        for i, img in frames:
             k += 1
             gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
             grays.append(gray[::2, ::2])
-            boxes = []
+            stale = []
             for j, (a, b) in enumerate(strips):
                 thumb = gray[a:b:8, ::8].astype(np.int16)
                 prev = cache[j][0]
                 if prev is None or float(np.abs(thumb - prev).mean()) > self.reuse_diff:
-                    found = [[x0, y0 + a, x1, y1 + a] for (x0, y0, x1, y1), _ in self.detector.detect(img[a:b])]
-                    cache[j] = (thumb, found)
-                boxes += cache[j][1]
+                    stale.append(j)
+                    cache[j] = (thumb, [])
+            for j, found in zip(stale, self._detect_strips(img, [strips[j] for j in stale])):
+                cache[j] = (cache[j][0], found)
+            boxes = cache[0][1] + cache[1][1]
             self._link(boxes, i, k, live, done, tol)
-        if k < 0:
-            raise DecodeError("no_frames", f"no frames in [{start}, {end})")
         done += live
         letterbox = detect_letterbox(grays, W, H)
         return self._classify(done, k + 1, start, aw, ah, sx, sy, letterbox, tol)
+
+    def sampling(self, fps: float, W: int, H: int) -> tuple[int, tuple[int, int]]:
+        """Frame step and analysis size for footage at ``fps`` and ``W`` x ``H``."""
+        return max(1, round(fps / self.sample_fps)), analysis_size(W, H, self.analysis_width)
+
+    def _detect_strips(self, img: np.ndarray, strips: list[tuple[int, int]]) -> list[list[list[int]]]:
+        """Text boxes (frame coordinates) in each strip ``(y0, y1)``, from one detector call.
+
+        A detector call has a fixed cost comparable to its pixel cost on a strip, so the
+        strips go in stacked, apart by a black gap that no text box bridges.
+        """
+        if not strips:
+            return []
+        gap = np.zeros((16, img.shape[1], 3), img.dtype)
+        parts, tops, y = [], [], 0
+        for a, b in strips:
+            parts += [img[a:b], gap]
+            tops.append(y)
+            y += b - a + len(gap)
+        out: list[list[list[int]]] = [[] for _ in strips]
+        for (x0, y0, x1, y1), _ in self.detector.detect(np.concatenate(parts[:-1])):
+            j = max(k for k, t in enumerate(tops) if t <= (y0 + y1) / 2)
+            a, b = strips[j]
+            out[j].append([x0, max(a, y0 - tops[j] + a), x1, min(b, y1 - tops[j] + a)])
+        return out
 
     def _link(self, boxes: list, frame: int, k: int, live: list, done: list, tol: float) -> None:
         for box in boxes:
@@ -201,12 +226,12 @@ class CropSubtitles(Stage):
     crop_overlays: bool = True  # also cut static overlays (logos, channel bugs) off the crop
     min_kept_fraction: float = 0.4
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
-    version: str = "subtitles/1"
+    version: str = "subtitles/2"
 
     def setup(self) -> None:
         det = make_text_detector(self.backend, self.model_dir, max_side=self.analysis_width)
         self._finder = SubtitleFinder(det, sample_fps=self.sample_fps, analysis_width=self.analysis_width)
-        self._cursor = FrameCursor()
+        self._sampler = FrameSampler()
 
     def process(self, batch: list[Sample]) -> list[Sample]:
         if not hasattr(self, "_finder"):
@@ -215,8 +240,10 @@ class CropSubtitles(Stage):
             m = s.meta
             W, H = m["size"]
             start, end = m["source_frames"]
+            step, size = self._finder.sampling(m["fps"], W, H)
+            kept = take_frames(s, (s.source["path"], start, end, step, size))
             try:
-                res = self._finder.analyze(s.source["path"], start, end, m["fps"], W, H, self._cursor)
+                res = self._finder.analyze(s.source["path"], start, end, m["fps"], W, H, self._sampler, kept)
             except DecodeError as e:
                 s.reject(f"subtitles_{e.reason}", stage=self.name, detail=e.detail)
                 continue

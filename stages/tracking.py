@@ -33,7 +33,7 @@ class Obs:
     time: float
     shot: int
     track: int  # raw ByteTrack id, unique within the sequence
-    box: np.ndarray  # (4,) xyxy in source pixels
+    box: np.ndarray  # (4,) xyxy in clip pixels (the clip is cropped and scaled: meta["crop"], meta["clip_size"])
     area: float  # box area / frame area
     hist: np.ndarray  # (H*S,) normalised hue-saturation histogram of the box
     rank: float = -1.0  # area smoothed over neighbouring frames (set by smooth_areas); -1: use area

@@ -66,7 +66,7 @@ def _threads(s: av.video.stream.VideoStream, threads: int) -> None:
 
 
 def _rotation_of(frame: av.VideoFrame) -> int:
-    return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    return round(getattr(frame, "rotation", 0) or 0) % 360
 
 
 def probe(src: str | Path | bytes) -> VideoInfo:
@@ -136,23 +136,30 @@ _YUV_PLANAR = {
 }
 
 
-def demux_pts(src: str | Path | bytes) -> tuple[list[int], Fraction]:
-    """Presentation timestamps of every video packet in file (decode) order, and the stream's time base.
+def demux_index(src: str | Path | bytes) -> tuple[list[int], list[int], Fraction]:
+    """Packet presentation timestamps in file (decode) order, those of the key frames, and the time base.
 
-    Reads packets without decoding (cheap). Sorted, entry ``i`` is decoded frame ``i``'s pts, so a
-    scan that skips frames can still number the frames it decodes in decoded-frame order (also
-    right for variable frame rate); pts out of order in file order mean the stream has B-frames.
+    Reads packets without decoding (cheap). Sorted, entry ``i`` of the first list is decoded frame
+    ``i``'s pts, so a scan that skips or seeks can still number its frames in decoded-frame order
+    (also right for variable frame rate); pts out of order in file order mean the stream has
+    B-frames. Key frames are where an independent decode can start (chunked scans).
     Raises DecodeError, also when a packet has no pts (frames cannot be numbered this way).
     """
     try:
         with _open(src) as c:
             s = _video_stream(c)
-            pts = [p.pts for p in c.demux(s) if p.size]
+            packets = [(p.pts, p.is_keyframe) for p in c.demux(s) if p.size]
             tb = s.time_base
     except av.error.FFmpegError as e:
         raise DecodeError("undecodable", str(e)) from e
-    if any(p is None for p in pts):
+    if any(p is None for p, _ in packets):
         raise DecodeError("no_pts", "a video packet has no presentation timestamp")
+    return [p for p, _ in packets], [p for p, key in packets if key], tb
+
+
+def demux_pts(src: str | Path | bytes) -> tuple[list[int], Fraction]:
+    """:func:`demux_index` without the key frames."""
+    pts, _, tb = demux_index(src)
     return pts, tb
 
 
@@ -284,7 +291,7 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18, preset: str = "ver
     """Encode ``(T, H, W, 3)`` uint8 RGB as H.264 in MP4 (yuv420p, even sizes required)."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"encode_mp4 needs (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
-    t, h, w, _ = frames.shape
+    _, h, w, _ = frames.shape
     if h % 2 or w % 2:
         raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")
     buf = io.BytesIO()

@@ -76,19 +76,3 @@ def test_variable_frame_rate_uses_timestamps():
 def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match="min_seconds"):
         SplitSequences(min_seconds=70, max_seconds=60)
-
-
-def test_frame_cursor_decodes_a_film_once_for_ordered_ranges(hard_film, monkeypatch):
-    import stages.sequences as seq
-    from stages.video import read_frames
-
-    path, _ = hard_film
-    opened = []
-    real = seq.iter_frames
-    monkeypatch.setattr(seq, "iter_frames", lambda *a, **k: opened.append(a) or real(*a, **k))
-    cur = seq.FrameCursor(size=(64, 36))
-    first = [i for i, _, _ in cur.frames(str(path), 0, 10)]
-    later = list(cur.frames(str(path), 50, 53))
-    assert first == list(range(10)) and [i for i, _, _ in later] == [50, 51, 52] and len(opened) == 1
-    assert (later[0][2] == read_frames(path, size=(64, 36), start=50, end=51)[0]).all()
-    assert [i for i, _, _ in cur.frames(str(path), 20, 22)] == [20, 21] and len(opened) == 2  # went back: restart

@@ -13,7 +13,6 @@ from pipelines.cli import main as cli_main
 from pipelines.demo_memento import Film, Shot, render_film
 from stages.base import Sample
 from stages.shots import DetectShots
-from stages.video import demux_pts
 
 
 def test_content_detector_on_hard_cases(hard_film):
@@ -104,39 +103,54 @@ def test_bad_inputs_get_specific_reasons(tmp_path, hard_film):
     assert reasons["trunc"] in ("undecodable", "no_frames") and reasons["junk"] == "undecodable"
 
 
-def test_fast_scan_matches_full_rate_scan(hard_film):
+def test_chunked_scan_equals_one_sequential_scan(hard_film):
     path, truth = hard_film
-    full = ContentDetector(coarse=False).detect(path)
-    fast = ContentDetector(coarse=True).detect(path)
-    assert fast.cuts == full.cuts and fast.frames == full.frames == truth["frames"]
-    assert fast.times == pytest.approx(full.times, abs=1e-9)
-    assert cut_f1(fast.cuts, truth["cuts"]) >= 0.9
+    det = ContentDetector(min_chunk_frames=40)
+    order, bounds = det._plan(path)
+    assert len(bounds) >= 3 and [lo for lo, _ in bounds][1:] == sorted({lo for lo, _ in bounds[1:]})
+    # x264 puts key frames on cuts, so chunk edges fall on cuts: those are judged from both chunks.
+    assert {lo for lo, _ in bounds} & set(truth["cuts"])
+    one = ContentDetector(workers=1).detect(path)
+    chunked = det.detect(path)
+    assert chunked.cuts == one.cuts and chunked.frames == one.frames == truth["frames"] == len(order)
+    assert chunked.times == pytest.approx(one.times, abs=1e-9)
+    assert cut_f1(chunked.cuts, truth["cuts"]) >= 0.9
 
 
-def test_fast_scan_on_rotated_variable_frame_rate_file(tmp_path):
+def test_chunked_scan_on_rotated_variable_frame_rate_file(tmp_path):
     film = Film(
         (Shot(30), Shot(30), Shot(30, "jump")), 128, 72, 24.0, rotation=90, vfr=True, subtitles=False, logo=False
     )
     truth = render_film(tmp_path / "phone.mp4", film)
-    res = ContentDetector(coarse=True).detect(tmp_path / "phone.mp4")
+    det = ContentDetector(min_chunk_frames=20)
+    assert len(det._plan(tmp_path / "phone.mp4")[1]) >= 2
+    res = det.detect(tmp_path / "phone.mp4")
     assert res.cuts == truth["cuts"] == [30, 60]
     assert res.times == pytest.approx(truth["times"], abs=1e-3)
 
 
-def test_fast_scan_falls_back_without_b_frames(tmp_path):
-    # Two flat-textured shots, no B-frames (x264 "bf=0"): nothing to skip, the full-rate path runs.
+def test_one_gop_file_is_scanned_in_one_piece(tmp_path):
+    # One key frame only (no scene-cut key frames): nowhere to split, the one-piece scan runs.
     rng = np.random.default_rng(3)
-    shots = [np.repeat(rng.integers(0, 255, (1, 48, 64, 3), dtype=np.uint8), 20, 0) for _ in range(2)]
-    frames = np.concatenate(shots)
-    with av.open(str(tmp_path / "nob.mp4"), "w") as c:
+    shots = [np.repeat(rng.integers(0, 255, (1, 48, 64, 3), dtype=np.uint8), 60, 0) for _ in range(3)]
+    with av.open(str(tmp_path / "gop.mp4"), "w") as c:
         s = c.add_stream("libx264", rate=24)
-        s.width, s.height, s.pix_fmt, s.options = 64, 48, "yuv420p", {"bf": "0", "crf": "18"}
-        for img in frames:
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"crf": "18", "x264-params": "keyint=1000:scenecut=0"}
+        for img in np.concatenate(shots):
             for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    pts, _ = demux_pts(tmp_path / "nob.mp4")
-    assert pts == sorted(pts)  # really no reordering
-    assert ContentDetector(coarse=True)._detect_coarse(tmp_path / "nob.mp4", (32, 24), 24.0) is None
-    assert ContentDetector(coarse=True).detect(tmp_path / "nob.mp4").cuts == [20]
+    det = ContentDetector(min_chunk_frames=20)
+    assert det._plan(tmp_path / "gop.mp4") is None
+    assert det.detect(tmp_path / "gop.mp4").cuts == [60, 120]
+
+
+def test_incomplete_chunked_scan_falls_back_to_one_piece(hard_film, monkeypatch, caplog):
+    path, truth = hard_film
+    expected = ContentDetector(workers=1).detect(path).cuts
+    monkeypatch.setattr(ContentDetector, "_complete", staticmethod(lambda parts, n: False))
+    res = ContentDetector(min_chunk_frames=40).detect(path)
+    assert res.cuts == expected and res.frames == truth["frames"]
+    assert "scanning in one piece" in caplog.text
