@@ -4,7 +4,8 @@
 
 Both sample 2 frames per second. The reference runs RapidOCR's detector with its default
 settings on every sampled full frame (what a straightforward implementation does); ours
-detects on a bottom and a top strip at 480 px width and reuses boxes of unchanged strips.
+detects on a bottom and a top strip at 480 px width (stacked into one detector call, decoding
+reference frames only) and reuses boxes of unchanged strips.
 On generated footage (truth known): band IoU, subtitle event recall (time overlap and box
 IoU > 0.5), and whether the static corner logo was ever reported as a subtitle.
 """

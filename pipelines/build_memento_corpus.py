@@ -218,8 +218,9 @@ def back_half(cfg: MementoConfig) -> list[Stage]:
     from stages.captions import back_half_stages
 
     t, c = cfg.tracking, cfg.captions
-    tracking = dict(detector=t.detector, yolo_weights=t.yolo_weights, classes=t.classes, sample_fps=t.sample_fps,
-                    require_subject=t.require_subject, resources=Resources(cpus=t.cpus, gpus=t.gpus))
+    tracking = {"detector": t.detector, "yolo_weights": t.yolo_weights, "classes": t.classes,
+                "sample_fps": t.sample_fps, "require_subject": t.require_subject,
+                "resources": Resources(cpus=t.cpus, gpus=t.gpus)}
     captions: dict = {"backend": c.backend, "model": c.model, "max_retries": c.max_retries, "limits": dict(c.limits),
                       "resources": Resources(cpus=c.cpus, gpus=c.gpus)}
     if c.backend == "openai":

@@ -47,7 +47,7 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     for k in keys[:-1]:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
-            raise ValueError(f"--set {dotted}: {k!r} is not a section")
+            raise ValueError(f"--set {dotted}: {k!r} is not a section")  # noqa: TRY004 (a user's mistake)
     node[keys[-1]] = value
 
 

@@ -121,7 +121,7 @@ class RayRunner:
     def _apply(self, ds: Any, stage: Stage, actor_cpus: dict[str, float]) -> Any:
         if hasattr(stage, "ray_apply"):  # e.g. vLLM through ray.data.llm works on the Dataset
             return stage.ray_apply(ds)
-        common = dict(batch_size=stage.batch_size, batch_format="numpy", zero_copy_batch=False)
+        common = {"batch_size": stage.batch_size, "batch_format": "numpy", "zero_copy_batch": False}
         if stage.is_model_stage:
             cpus = actor_cpus.get(stage.name, stage.resources.cpus)
             log.info("stage %s: actor pool of 1..%d, %.3g CPU / %.3g GPU each", stage.name, self.max_actors, cpus,

@@ -85,7 +85,7 @@ def _wait_for_dashboard(ray: str, url: str, env: dict, head: subprocess.Popen, t
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert head.poll() is None, "ray start --head exited"
-        r = subprocess.run([ray, "job", "list", "--address", url], env=env, capture_output=True, timeout=60)
+        r = subprocess.run([ray, "job", "list", "--address", url], env=env, capture_output=True, timeout=60, check=False)
         if r.returncode == 0:
             return
         time.sleep(1)

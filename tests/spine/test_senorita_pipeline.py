@@ -88,7 +88,7 @@ def test_round_trip_through_the_reader(built, demo):
 
 
 def test_refresh_adds_nothing_then_only_new_pairs(built, demo, tiny):
-    out, first = built
+    out, _ = built
     cfg = _cfg(out, demo, tiny)
     again = run_corpus("senorita_long", cfg, build_inputs(cfg), build_stages(cfg))
     assert again.counts["processed"] == 0 and again.shards == [] and again.counts["skipped_done"] == 3 + len(BROKEN)
@@ -139,7 +139,7 @@ def test_sigkill_mid_run_then_rerun_passes_verify(demo, tiny, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (out / "dataset.json").exists()
-    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     idx = json.loads((out / "dataset.json").read_text())
     assert [r["crashed"] for r in idx["runs"]] == [True, False]  # the killed run was folded, then finished
