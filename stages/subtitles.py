@@ -100,12 +100,10 @@ class SubtitleFinder:
             parts += [img[a:b], gap]
             tops.append(y)
             y += b - a + len(gap)
-        stack = np.concatenate(parts[:-1])
-        # Padded to the detector's stride (32): it would otherwise stretch the stack to fit, and box
-        # edges would move with the strip heights.
-        stack = np.pad(stack, ((0, -len(stack) % 32), (0, 0), (0, 0)))
         out: list[list[list[int]]] = [[] for _ in strips]
-        for (x0, y0, x1, y1), _ in self.detector.detect(stack):
+        # Not padded to the detector's stride of 32 rows: it stretches the stack to fit, and padding
+        # instead measured worse band IoU on the generated films (0.815/0.758 vs 0.863/0.926 at 720p/360p).
+        for (x0, y0, x1, y1), _ in self.detector.detect(np.concatenate(parts[:-1])):
             j = max(k for k, t in enumerate(tops) if t <= (y0 + y1) / 2)
             a, b = strips[j]
             out[j].append([x0, max(a, y0 - tops[j] + a), x1, min(b, y1 - tops[j] + a)])
