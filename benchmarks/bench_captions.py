@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.common import report
+from benchmarks.common import report, save
 from models.captioner import CaptionLimits, build_captioner, sample_video
 from models.tiny import build_tiny
 from stages.captions import decode_for_captions
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
                   "CPU s per minute of footage", "kept frame size"], pre,
                  notes="Qwen3-VL-8B on vLLM takes seconds per sequence for its ~12 prompts, so one CPU per GPU "
                        "worker keeps up when the CPU cost per minute of footage stays in the seconds.")
-    (ROOT / "bench_out" / "captions.md").write_text(md + "\n" + md2)
+    save("captions", md + "\n" + md2)
     return 0
 
 

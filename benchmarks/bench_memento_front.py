@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import av
 
+from benchmarks.common import save
 from pipelines.build_memento_corpus import MementoConfig, SequenceConfig, front_half
 from pipelines.demo_memento import memento_film, render_film
 from pipelines.runner import SequentialRunner
@@ -110,8 +111,7 @@ def main() -> int:
                           f"crop {s.meta['crop']} keeps {s.meta['kept_fraction']:.2f}, clip {s.meta['clip_size']}, "
                           f"{len(s.blobs['clip.mp4']) / 1e6:.1f} MB" for s in accepted)
               + "; rejected: " + (", ".join(s.reason for s in out if s.rejected) or "none")]
-    Path("bench_out").mkdir(exist_ok=True)
-    Path("bench_out/memento_front.md").write_text("\n".join(lines) + "\n")
+    save("memento_front", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import save
 from models.shot_detectors import ContentDetector, TransNetV2Detector, cut_f1
 from pipelines.demo_memento import hard_cases_film, render_film
 from stages.video import iter_frames, iter_ycrcb
@@ -170,9 +171,7 @@ def main() -> int:
             f"{fps / ours:.2f} | {floor} |"
         )
     lines += ["", "Truth cuts: " + "; ".join(f"{lab}: {json.dumps(t)}" for _, t, lab in files if t is not None)]
-    out = Path("bench_out")
-    out.mkdir(exist_ok=True)
-    (out / "shots.md").write_text("\n".join(lines) + "\n")
+    save("shots", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

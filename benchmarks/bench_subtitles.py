@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import save
 from models.ocr import make_text_detector
 from pipelines.demo_memento import hard_cases_film, render_film
 from stages.subtitles import SubtitleFinder
@@ -99,9 +100,7 @@ def main() -> int:
         "|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     lines += [f"| {r[0]} | {r[1]} | {r[2]:.0f} | " + " | ".join(str(x) for x in r[3:]) + " |" for r in rows]
-    out = Path("bench_out")
-    out.mkdir(exist_ok=True)
-    (out / "subtitles.md").write_text("\n".join(lines) + "\n")
+    save("subtitles", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -25,7 +25,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from memento_back_synth import NoisyGT, crossing_scene, cut_scene, mot_counts, render
 
-from benchmarks.common import report
+from benchmarks.common import report, save
 from stages.tracking import Obs, TrackSubjects, choose_recon, link_tracks, summarise
 from stages.video import encode_mp4, iter_frames
 
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     md2 = report("tracking_hog", "Offline HOG people detector speed (2 shared cores)",
                  ["what", "frames", "frames/s", "detections/frame"], speed,
                  notes="The machine is shared with other engineers' jobs: figures are lower bounds.")
-    (ROOT / "bench_out" / "tracking.md").write_text(md + "\n" + md2)
+    save("tracking", md + "\n" + md2)
     return 0
 
 

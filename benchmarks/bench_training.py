@@ -22,6 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
+from benchmarks.common import save
+
 
 def bench_loader(root: Path, repeats: int) -> list[tuple[str, str, str]]:
     from training.data import open_dataset, shard_paths
@@ -178,8 +180,7 @@ def main(argv=None) -> int:
         "engineers: noisy, compare within this run only.\n\n"
     )
     print(head + table)
-    Path("bench_out").mkdir(exist_ok=True)
-    Path("bench_out/training.md").write_text(head + table + "\n")
+    save("training", head + table + "\n")
     return 0
 
 

@@ -21,11 +21,18 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def save(name: str, md: str) -> Path:
+    """Write ``bench_out/<name>.md`` in the repository, wherever the benchmark was started from."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"{name}.md"
+    path.write_text(md)
+    return path
+
+
 def report(name: str, title: str, headers: list[str], rows: list[list[str]], notes: str = "") -> str:
     md = f"### {title}\n\n_{machine()}_\n\n{table(headers, rows)}\n"
     if notes:
         md += f"\n{notes}\n"
     print(md)
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"{name}.md").write_text(md)
+    save(name, md)
     return md
