@@ -29,7 +29,7 @@ from models.tiny import build_tiny
 from stages.captions import decode_for_captions
 from stages.video import encode_mp4, probe
 
-REAL = Path("/work/shared/testdata/real/cuts_people_640x360.mp4")
+REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "cuts_people_640x360.mp4"
 
 
 def _generate(cap, reqs, batch: int, constrained: bool = True) -> tuple[float, int]:

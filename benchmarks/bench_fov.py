@@ -5,7 +5,7 @@
 Rows: scores identical to the reference (max |diff|), one 81-frame video's FOV and scoring
 10,000 cached videos on one pinned core, and a 7,601-frame roam's co-visibility on 2 threads
 (in a child process, so its peak memory is its own). Trajectories: the ten real ReCamMaster
-ones when /work/shared/testdata/real is present, else generated pans/tilts/dollies/arcs.
+ones vendored in tests/data/real, else generated pans/tilts/dollies/arcs.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from benchmarks.common import report
 from models import fov
 from stages.camera_poses import intrinsics_from_focal
 
-REAL = Path("/work/shared/testdata/real/recammaster_camera_extrinsics.json")
+REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "recammaster_camera_extrinsics.json"
 
 
 def trajectories() -> tuple[str, list[np.ndarray]]:

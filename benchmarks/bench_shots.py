@@ -33,7 +33,7 @@ from models.shot_detectors import ContentDetector, TransNetV2Detector, cut_f1
 from pipelines.demo_memento import hard_cases_film, render_film
 from stages.video import iter_frames, iter_ycrcb
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "real" / "cuts_people_640x360.mp4"
+REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "cuts_people_640x360.mp4"
 
 
 def scenedetect_cuts(path: Path, adaptive: bool) -> tuple[list[int], int]:

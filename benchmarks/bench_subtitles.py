@@ -27,7 +27,7 @@ from pipelines.demo_memento import hard_cases_film, render_film
 from stages.subtitles import SubtitleFinder
 from stages.video import iter_frames, probe
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "real"
+REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "real"
 
 
 def box_iou(a, b) -> float:

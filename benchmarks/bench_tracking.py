@@ -29,7 +29,7 @@ from benchmarks.common import report, save
 from stages.tracking import Obs, TrackSubjects, choose_recon, link_tracks, summarise
 from stages.video import encode_mp4, iter_frames
 
-REAL = Path("/work/shared/testdata/real/cuts_people_640x360.mp4")
+REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "cuts_people_640x360.mp4"
 
 
 def _gt_obs(gt, fid, shots, fps):

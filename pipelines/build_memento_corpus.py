@@ -93,7 +93,8 @@ class SubtitleConfig:
 class TrackingConfig:
     enabled: bool = True
     detector: str = "hog"  # "hog" (OpenCV 4, offline, people) | "yolo" (ultralytics weights, local file)
-    yolo_weights: str = ""
+    yolo_weights: str = ""  # .onnx; a pickled .pt needs trust_weights
+    trust_weights: bool = False  # ultralytics unpickles .pt weights: true only for files you trust
     classes: tuple[int, ...] = (0,)
     sample_fps: float = 5.0
     require_subject: bool = False  # reject sequences where nobody is tracked (default: report recon absent)
@@ -169,7 +170,7 @@ def resolve_models(cfg: MementoConfig) -> MementoConfig:
 
 
 def build_inputs(cfg: MementoConfig) -> Iterator[Sample]:
-    from pipelines.demo_memento import write_demo
+    from pipelines.demo_memento_dataset import write_demo
     from stages.ids import content_id
 
     root = Path(cfg.footage) if cfg.footage else write_demo(Path(cfg.run.out).parent / "memento_demo_input",
@@ -218,8 +219,8 @@ def back_half(cfg: MementoConfig) -> list[Stage]:
     from stages.captions import back_half_stages
 
     t, c = cfg.tracking, cfg.captions
-    tracking = {"detector": t.detector, "yolo_weights": t.yolo_weights, "classes": t.classes,
-                "sample_fps": t.sample_fps, "require_subject": t.require_subject,
+    tracking = {"detector": t.detector, "yolo_weights": t.yolo_weights, "trust_weights": t.trust_weights,
+                "classes": t.classes, "sample_fps": t.sample_fps, "require_subject": t.require_subject,
                 "resources": Resources(cpus=t.cpus, gpus=t.gpus)}
     captions: dict = {"backend": c.backend, "model": c.model, "max_retries": c.max_retries, "limits": dict(c.limits),
                       "resources": Resources(cpus=c.cpus, gpus=c.gpus)}

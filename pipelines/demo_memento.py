@@ -4,7 +4,9 @@ A film is a list of :class:`Shot` specs rendered into an H.264 file. Backgrounds
 sums of sinusoids (structure at every scale, so pans and jump cuts look like real camera
 moves), with textured objects moving over them. The truth dict says where the hard and jump
 cuts are, which spans are gradual (fades, dissolves: not cuts), where flashes, black and
-static stretches, subtitles, the corner logo and the letterbox bars are.
+static stretches, subtitles, the corner logo and the letterbox bars are. With ``Film.people`` every
+shot also shows a real person (pipelines/demo_people.py) that a people detector finds; the truth
+then says where that person's patch is in every frame.
 
 Text is rendered with Pillow and a real TrueType font (DejaVu Sans when the system has it,
 else Pillow's bundled scalable default font), white with a black outline like burned-in
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from pipelines.demo_people import Walker, walker_for_shot
 from stages.clips import Mp4Writer
 
 PHRASES = [
@@ -56,6 +59,7 @@ class Film:
     subtitles_on_top: bool = False  # some films (and Japanese releases) put them at the top
     rotation: int = 0  # stored sideways with a display matrix, like phone video (decodes upright)
     vfr: bool = False  # frame durations alternate 0.5x / 1.5x of 1/fps (same mean rate)
+    people: float = 0.0  # height of the real-person patch (pipelines/demo_people) in every shot / picture height; 0: none
 
 
 @lru_cache(maxsize=8)
@@ -100,6 +104,7 @@ class _ShotRender:
     origin: tuple[float, float]
     spec: Shot
     objects: list[tuple[float, float, float, float, np.ndarray]] = field(default_factory=list)
+    walker: Walker | None = None
 
     def frame(self, t: int) -> np.ndarray:
         if self.spec.black:
@@ -115,7 +120,12 @@ class _ShotRender:
             px = int(_bounce(x + vx * sp * t, self.w - pw))
             py = int(_bounce(y + vy * sp * t, self.h - ph))
             img[py : py + ph, px : px + pw] = patch
+        if self.walker is not None:
+            self.walker.paint(img, self.walker_time(t))
         return img
+
+    def walker_time(self, t: int) -> int:
+        return 0 if self.spec.static else t
 
 
 def _bounce(v: float, span: int) -> float:
@@ -160,10 +170,10 @@ def render_film(path: str | Path, film: Film) -> dict:
     """Write ``film`` to ``path`` (H.264 MP4) and return its ground truth."""
     W, H, lb = film.width, film.height, film.letterbox
     ah = H - 2 * lb
-    rng = np.random.default_rng(film.seed)
+    rng, people_rng = np.random.default_rng(film.seed), np.random.default_rng(film.seed + 7919)
     renders: list[_ShotRender] = []
     truth: dict = {"fps": film.fps, "size": [W, H], "cuts": [], "gradual": [], "flashes": [], "shots": [],
-                   "black": [], "static": [], "letterbox": [0, lb, W, H - lb]}
+                   "black": [], "static": [], "letterbox": [0, lb, W, H - lb], **({"people": []} if film.people else {})}
     start = 0
     scene = film.seed * 1000
     for i, spec in enumerate(film.shots):
@@ -176,6 +186,10 @@ def render_film(path: str | Path, film: Film) -> dict:
             origin = (prev.origin[0] + prev.spec.pan[0] * prev.spec.frames * W / 320 + W * 0.33,
                       prev.origin[1] + ah * 0.2)
         renders.append(_ShotRender(W, ah, scene, origin, spec, _objects(rng, W, ah, palette)))
+        if film.people and not spec.black:  # own generator: the rest of the film is the same with or without
+            jumped = renders[-2].walker if i and spec.kind == "jump" else None
+            renders[-1].walker = walker_for_shot(people_rng, W, ah, film.people, jumped,
+                                                 film.shots[i - 1].frames, spec.speed / 2)
         if i > 0:
             if spec.kind in ("cut", "jump"):
                 truth["cuts"].append(start)
@@ -225,6 +239,9 @@ def render_film(path: str | Path, film: Film) -> dict:
             img = (img * 0.25 + 0.75 * 255).astype(np.uint8)
         canvas = np.zeros((H, W, 3), np.uint8)
         canvas[lb : lb + ah] = img
+        if film.people:  # where the real person's patch is (None in black shots), in canvas pixels
+            box = r.walker.box(r.walker_time(t), W, ah) if r.walker is not None else None
+            truth["people"].append(box and [box[0], box[1] + lb, box[2], box[3] + lb])
         if logo is not None:
             lw, lh = logo[1].shape[1], logo[1].shape[0]
             truth["logo_box"] = _paste(canvas, logo, W - lw - W // 40, lb + ah // 30)
@@ -273,27 +290,3 @@ def memento_film(width: int = 320, height: int = 180, fps: float = 24.0, seed: i
     run2 = tuple(Shot(n(d), "cut") for d in (7, 6.5, 8.5, 6, 7, 5.5))
     return Film(run1 + burst + run2, width, height, fps, seed=seed, **kw)
 
-
-def write_demo(folder: str | Path, size: tuple[int, int] = (640, 360), fps: float = 24.0) -> Path:
-    """Demo footage with the bad cases the pipeline must survive; kept if already there.
-
-    ``film.mp4`` yields two sequences; the others are rejected, each for its own reason.
-    """
-    import json
-
-    root = Path(folder)
-    marker = root / "truth.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("size") == list(size):
-        return root
-    root.mkdir(parents=True, exist_ok=True)
-    w, h = size
-    truth = {"size": list(size), "film.mp4": render_film(root / "film.mp4", memento_film(w, h, fps))}
-    short = Film((Shot(int(6 * fps)), Shot(int(6 * fps))), w // 2, h // 2, fps, seed=5)
-    truth["short.mp4"] = render_film(root / "short.mp4", short)  # 12 s: footage_too_short
-    choppy = Film(tuple(Shot(int(2.5 * fps)) for _ in range(14)), w // 2, h // 2, fps, seed=6)
-    truth["choppy.mp4"] = render_film(root / "choppy.mp4", choppy)  # 35 s of 2.5 s shots
-    (root / "empty.mp4").write_bytes(b"")
-    data = (root / "short.mp4").read_bytes()
-    (root / "truncated.mp4").write_bytes(data[: len(data) // 3])
-    marker.write_text(json.dumps(truth))
-    return root

@@ -1,8 +1,6 @@
-"""Smoke tests on the real clips in ../shared/testdata/real (no labels: facts checked by eye on contact sheets)."""
+"""Smoke tests on the real clips vendored in tests/data/real (no labels: facts checked by eye on contact sheets)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -11,24 +9,21 @@ from models.shot_detectors import ContentDetector
 from stages.subtitles import SubtitleFinder
 from stages.video import probe
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "real"
-pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real test clips not present at {REAL}")
 
-
-def test_hard_cuts_in_real_footage():
-    res = ContentDetector().detect(REAL / "cuts_people_640x360.mp4")
+def test_hard_cuts_in_real_footage(real_data):
+    res = ContentDetector().detect(real_data / "cuts_people_640x360.mp4")
     assert res.frames == 630 and res.fps == pytest.approx(25.0, abs=0.01)
     for cut in (94, 186, 388):  # unmistakable scene changes, seen on a contact sheet
         assert cut in res.cuts
     # A studio shoot cut into jump cuts on one grey background.
-    jumps = ContentDetector().detect(REAL / "subtitles_ru_1280x720.mp4").cuts
+    jumps = ContentDetector().detect(real_data / "subtitles_ru_1280x720.mp4").cuts
     assert {20, 42, 90, 134} <= set(jumps)
 
 
 @pytest.mark.parametrize("name", ["subtitles_ru_1280x720.mp4", "subtitles_zh_1920x800.mp4"])
-def test_real_subtitle_band_is_found_at_the_bottom(name):
-    info = probe(REAL / name)
-    res = SubtitleFinder(make_text_detector("rapidocr")).analyze(str(REAL / name), 0, None, info.fps, info.width,
+def test_real_subtitle_band_is_found_at_the_bottom(name, real_data):
+    info = probe(real_data / name)
+    res = SubtitleFinder(make_text_detector("rapidocr")).analyze(str(real_data / name), 0, None, info.fps, info.width,
                                                                  info.height)
     assert res["band"] is not None and res["band"][0] > 0.8 * info.height
     assert res["events"] and not res["overlays"]

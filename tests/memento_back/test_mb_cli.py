@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from pipelines.cli import main
 from stages.video import encode_mp4
-
-REAL = Path("/work/shared/testdata/real/cuts_people_640x360.mp4")
 
 
 def test_track_json_on_empty_footage(tmp_path, capsys):
@@ -22,9 +18,8 @@ def test_track_json_on_empty_footage(tmp_path, capsys):
     assert main(["track", str(tmp_path / "missing.mp4"), "--json"]) == 2
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="real test videos absent")
-def test_track_json_on_real_footage(capsys):
-    assert main(["track", str(REAL), "--json", "--sample-fps", "2"]) == 0
+def test_track_json_on_real_footage(capsys, real_data):
+    assert main(["track", str(real_data / "cuts_people_640x360.mp4"), "--json", "--sample-fps", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"tracks", "primary", "recon_frames"}
     assert out["primary"] in [t["id"] for t in out["tracks"]]

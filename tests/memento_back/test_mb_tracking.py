@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,8 +13,6 @@ from pipelines.runner import SequentialRunner
 from stages.base import Sample
 from stages.tracking import Obs, TrackSubjects, choose_recon, link_tracks, summarise
 from stages.video import encode_mp4
-
-REAL = Path("/work/shared/testdata/real")
 
 
 def _track(scene, frames, min_gap_s=0.5, **kw):
@@ -93,9 +90,8 @@ def test_config_and_bad_input():
     assert out.rejected and out.reason.startswith("tracking_"), out.reason
 
 
-@pytest.mark.skipif(not (REAL / "cuts_people_640x360.mp4").exists(), reason="real test videos absent")
-def test_hog_tracks_people_in_real_footage():
-    data = (REAL / "cuts_people_640x360.mp4").read_bytes()
+def test_hog_tracks_people_in_real_footage(real_data):
+    data = (real_data / "cuts_people_640x360.mp4").read_bytes()
     s = Sample(id="real", source={}, meta={"fps": 25.0}, blobs={"clip.mp4": data})
     os.environ.setdefault("YOLO_OFFLINE", "1")
     out = next(iter(SequentialRunner().run([TrackSubjects(sample_fps=2.5)], [s])))

@@ -121,10 +121,8 @@ def test_bad_arguments_are_value_errors():
         fov.fov_scores(np.zeros(10, np.uint8), np.zeros((2, 10), np.uint8), lam=2)
 
 
-def test_fast_mask_equals_reference_on_real_recammaster_trajectories():
-    real = Path("/work/shared/testdata/real/recammaster_camera_extrinsics.json")
-    if not real.exists():
-        pytest.skip(f"real ReCamMaster extrinsics not available at {real}")
+def test_fast_mask_equals_reference_on_real_recammaster_trajectories(real_data):
+    real = real_data / "recammaster_camera_extrinsics.json"
     import json
 
     from stages.camera_poses import intrinsics_from_focal, parse_recammaster, unreal_to_opencv
