@@ -20,6 +20,7 @@ import numpy as np
 
 from models.captioner import CaptionError, Request
 from models.json_constraint import char_budget
+from stages.redact import redact_url
 
 
 def chat_messages(req: Request) -> list[dict[str, Any]]:
@@ -123,8 +124,9 @@ class OpenAIBackend:
         if not model:
             raise ValueError("captions.model must name the model the server serves (e.g. Qwen/Qwen3-VL-8B-Instruct)")
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"captions.base_url={base_url!r} must be an http(s) URL ending in /v1")
+            raise ValueError(f"captions.base_url={redact_url(base_url)!r} must be an http(s) URL ending in /v1")
         self.model, self.base_url, self.timeout_s, self.retries = model, base_url.rstrip("/"), timeout_s, retries
+        self.shown_url = redact_url(self.base_url)  # what errors and logs may quote
         self.concurrency, self.api_key = concurrency, os.environ.get(api_key_env, "EMPTY")
         self.generated_tokens = 0
 
@@ -164,7 +166,8 @@ class OpenAIBackend:
                 return CaptionError("caption_server_error", f"malformed reply: {e}")
             if attempt < self.retries:
                 time.sleep(min(2.0**attempt, 10.0))
-        return CaptionError("caption_server_unavailable", f"{self.base_url} after {self.retries + 1} tries: {last}")
+        return CaptionError("caption_server_unavailable",
+                            f"{self.shown_url} after {self.retries + 1} tries: {redact_url(last)}")
 
     def generate(self, requests: list[Request]) -> list[str | CaptionError]:
         bodies = [self.payload(r) for r in requests]

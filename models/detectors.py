@@ -4,6 +4,9 @@ Backends:
 - ``hog``: OpenCV 4's built-in HOG + linear SVM people detector. Weightless (the SVM ships inside
   OpenCV), CPU only, people only. OpenCV 5 removed it, hence the ``<5`` pin in constraints.txt.
 - ``yolo``: ultralytics YOLO from a local weights file; never downloads (``YOLO_OFFLINE=1``).
+  Only ONNX is loaded by default: ultralytics reads ``.pt`` (and TorchScript) files with pickle,
+  so a weights file from a stranger could run any code. ``trust_weights=True`` (config key
+  ``tracking.trust_weights``) lifts that for files you made or verified yourself.
 """
 
 from __future__ import annotations
@@ -80,14 +83,29 @@ class HogPeopleDetector:
         return Detections(xyxy, conf, np.zeros(len(conf), np.float32)).scaled(1.0 / f)
 
 
+SAFE_WEIGHTS = (".onnx",)  # read by onnxruntime (metadata via ast.literal_eval): data, not code
+
+
+def check_weights(weights: str, trust: bool = False) -> None:
+    """Refuse YOLO weights whose loading can run code (pickle) unless the user trusts the file."""
+    if not weights:
+        raise ValueError("tracking.yolo_weights is empty: give the path of a local YOLO weights file (e.g. yolo11n.onnx)")
+    if not trust and not weights.lower().endswith(SAFE_WEIGHTS):
+        raise ValueError(
+            f"tracking.yolo_weights={weights!r}: only ONNX weights are loaded by default, because ultralytics "
+            "unpickles .pt/TorchScript files and a pickle can run any code. Export once on a trusted machine "
+            f"(yolo export model={Path(weights).name} format=onnx) and use the .onnx, or set "
+            "tracking.trust_weights=true if you made or verified this file yourself")
+
+
 class YoloDetector:
-    """ultralytics YOLO from a local ``.pt``/``.onnx`` file; ``classes`` are COCO ids (0 = person)."""
+    """ultralytics YOLO from a local ``.onnx`` (or trusted ``.pt``) file; ``classes`` are COCO ids (0 = person)."""
 
     name = "yolo"
 
-    def __init__(self, weights: str, classes: tuple[int, ...] = (0,), conf: float = 0.1, device: str | None = None):
-        if not weights:
-            raise ValueError("tracking.yolo_weights is empty: give the path of a local YOLO weights file (e.g. yolo11n.pt)")
+    def __init__(self, weights: str, classes: tuple[int, ...] = (0,), conf: float = 0.1, device: str | None = None,
+                 trust_weights: bool = False):
+        check_weights(weights, trust_weights)
         if not Path(weights).is_file():
             raise ValueError(f"tracking.yolo_weights={weights!r} is not a file; YOLO weights are never downloaded here")
         os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics must not phone home for fonts, assets, updates
@@ -105,11 +123,12 @@ class YoloDetector:
         return Detections(b.xyxy.astype(np.float32), b.conf.astype(np.float32), b.cls.astype(np.float32))
 
 
-def make_detector(backend: str, yolo_weights: str = "", classes: tuple[int, ...] = (0,), max_width: int = 640):
+def make_detector(backend: str, yolo_weights: str = "", classes: tuple[int, ...] = (0,), max_width: int = 640,
+                  trust_weights: bool = False):
     if backend == "hog":
         if tuple(classes) != (0,):
             raise ValueError(f"tracking.classes={classes}: the hog backend detects people only (class 0)")
         return HogPeopleDetector(max_width=max_width)
     if backend == "yolo":
-        return YoloDetector(yolo_weights, classes=tuple(classes))
+        return YoloDetector(yolo_weights, classes=tuple(classes), trust_weights=trust_weights)
     raise ValueError(f"tracking.detector={backend!r}: expected 'hog' or 'yolo'")

@@ -8,7 +8,6 @@ through the chosen runner into the one writer, fold the run's manifest, print th
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -23,10 +22,14 @@ from typing import Any
 from pipelines.config import add_config_args, to_tree
 from pipelines.config import load_config as _load_config
 from pipelines.dataset import DatasetFolder
+from pipelines.live import Live, refresh_key
+from pipelines.lock import DatasetLock
+from pipelines.repair import repair
 from pipelines.summary import print_summary
 from pipelines.writer import RunWriter
 from stages.base import Sample, Stage
 from stages.ids import text_id
+from stages.redact import redact_url
 
 __all__ = ["RunConfig", "RunSummary", "add_common_args", "load_config", "make_runner", "run_corpus"]
 log = logging.getLogger("memcorpus")
@@ -39,13 +42,18 @@ class RunConfig:
     shard_max_samples: int = 64
     shard_max_bytes: int = 512 << 20
     commit_every_s: float = 60.0
-    ray_address: str | None = None  # None: $RAY_ADDRESS if set, else an embedded local Ray
+    ray_address: str | None = None  # None: a new embedded Ray on 127.0.0.1 ("auto": $RAY_ADDRESS / `ray start`)
     ray_num_cpus: int | None = None
     ray_max_actors: int = 2
     ray_dashboard: bool = False
     progress: bool = True
+    force_new: bool = False  # start a dataset in a folder that has content but no dataset.json (deletes nothing)
+    retry_failed: bool = True  # rebuild inputs rejected for retryable reasons (stage_error, timeout, OOM, server)
+    max_retryable_fraction: float = 0.1  # more retryable failures than this share of processed inputs: exit 3
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.max_retryable_fraction <= 1.0:
+            raise ValueError(f"run.max_retryable_fraction must be in [0, 1], got {self.max_retryable_fraction}")
         if self.runner not in ("ray", "sequential"):
             raise ValueError(f"run.runner must be 'ray' or 'sequential', got {self.runner!r}")
         if self.shard_max_samples < 1:
@@ -67,23 +75,41 @@ class RunSummary:
     wall_s: float = 0.0
     runner: str = ""
     tables: dict[str, str] = field(default_factory=dict)
+    max_retryable_fraction: float = 1.0
+
+    @property
+    def too_many_retryable(self) -> bool:
+        n = self.counts.get("retryable_failed", 0)
+        return n > 0 and n > self.max_retryable_fraction * self.counts.get("processed", 0)
 
     @property
     def exit_code(self) -> int:
-        return 0
+        """3 when too many inputs failed for retryable reasons (the run needs attention, then a rerun)."""
+        return 3 if self.too_many_retryable else 0
 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
     p.add_argument("--out", help="dataset folder to create or refresh (run.out)")
     p.add_argument("--runner", choices=["ray", "sequential"], help="run.runner (default: ray)")
-    p.add_argument("--ray-address", help="existing Ray cluster (default: $RAY_ADDRESS, else embedded local Ray)")
+    p.add_argument("--ray-address", help="join this Ray cluster ('auto': $RAY_ADDRESS or the `ray start` head); "
+                   "default: a new embedded Ray listening on 127.0.0.1 only")
+    p.add_argument("--force-new", action="store_true", default=None,
+                   help="start a new dataset in a folder that has files but no dataset.json (nothing is deleted)")
+    p.add_argument("--no-retry-failed", dest="retry_failed", action="store_false", default=None,
+                   help="do not rebuild inputs rejected for retryable reasons (stage_error, timeout, OOM, server)")
+    p.add_argument("--max-retryable-fraction", type=float, metavar="F",
+                   help="exit 3 when more than this share of processed inputs fail retryably "
+                        "(run.max_retryable_fraction, default 0.1)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
 def common_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The run.* overrides that add_common_args' flags carry."""
-    return {"run__out": args.out, "run__runner": args.runner, "run__ray_address": args.ray_address}
+    return {"run__out": args.out, "run__runner": args.runner, "run__ray_address": args.ray_address,
+            "run__force_new": getattr(args, "force_new", None),
+            "run__retry_failed": getattr(args, "retry_failed", None),
+            "run__max_retryable_fraction": getattr(args, "max_retryable_fraction", None)}
 
 
 def load_config(cls: type, args: argparse.Namespace | None = None, **flags: Any) -> Any:
@@ -102,48 +128,59 @@ def make_runner(run: RunConfig):
     return RayRunner(run.ray_address, run.ray_num_cpus, run.ray_max_actors, run.ray_dashboard)
 
 
-def versions_of(stages: list[Stage]) -> tuple[dict[str, str], str]:
-    versions = {s.name: s.version for s in stages}
-    key = hashlib.blake2b(json.dumps(versions, sort_keys=True).encode(), digest_size=8).hexdigest()
-    return versions, key
+def versions_of(stages: list[Stage]) -> tuple[dict[str, Any], str]:
+    """The refresh key: stage versions plus the settings each stage declares in ``output_fields``."""
+    return refresh_key(stages)
 
 
 _SECRET = ("key", "token", "secret", "password", "credential")
 
 
 def redact(tree: Any) -> Any:
-    """The config as recorded in runs/<run>.json: values of secret-looking keys are never written."""
+    """The config as recorded in runs/<run>.json: values of secret-looking keys are never written, and
+    URLs anywhere lose their credentials (``captions.base_url=https://user:pw@host/v1?token=...``)."""
     if isinstance(tree, dict):
         return {k: "<redacted>" if any(w in k.lower() for w in _SECRET) and v else redact(v) for k, v in tree.items()}
-    if isinstance(tree, list):
+    if isinstance(tree, (list, tuple)):
         return [redact(v) for v in tree]
-    return tree
+    return redact_url(tree) if isinstance(tree, str) else tree
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-def _select(inputs: Iterable[Sample], done: dict[str, set[str]], vkey: str, counts: Counter,
-            dup_rejects: list[Sample]) -> list[Sample]:
-    """Drop inputs built before with these versions; turn repeats of one content into rejects."""
+def _select(inputs: Iterable[Sample], live: Live, vkey: str, retry_failed: bool, counts: Counter,
+            dup_rejects: list[Sample], why: dict[str, str]) -> list[Sample]:
+    """Drop inputs whose live row is done for this refresh key; turn repeats of one content into rejects.
+
+    ``why`` gets, for every input built again, the reason its new row supersedes the old one.
+    """
     todo, seen = [], {}
+
+    def done(iid: str) -> bool:
+        w = live.why_rebuild(iid, vkey, retry_failed)
+        if w is None:
+            counts["skipped_done"] += 1
+            return True
+        if w:
+            why[iid] = w
+            counts[f"rebuilt_{w}"] += 1
+        return False
+
     for s in inputs:
         counts["inputs"] += 1
-        if vkey in done.get(s.id, ()):
-            counts["skipped_done"] += 1
-            continue
         if s.id in seen:
             # Same bytes under another name: one row of its own so inputs = accepted + rejected.
             src = json.dumps(s.source, sort_keys=True, default=str)
             dup = Sample(id=text_id(src, prefix="dup_"), source=s.source)
-            if vkey in done.get(dup.id, ()):
-                counts["skipped_done"] += 1
-                continue
-            dup_rejects.append(dup.reject("duplicate_input", stage="ingest", detail=f"same content as {seen[s.id]}"))
+            if not done(dup.id):
+                dup_rejects.append(dup.reject("duplicate_input", stage="ingest",
+                                              detail=f"same content as {seen[s.id]}"))
             continue
         seen[s.id] = json.dumps(s.source, sort_keys=True, default=str)
-        todo.append(s)
+        if not done(s.id):
+            todo.append(s)
     return todo
 
 
@@ -154,23 +191,44 @@ def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Sta
 
     ``observe`` sees every finished sample (e.g. to collect statistics); ``tables`` then gives
     extra markdown tables by title, printed after the summary and kept in the run record.
+    The folder's lock is held from recovery to the final commit: a second build on the same
+    folder is refused (``DatasetLocked``, naming the holder) before it touches anything.
     """
+    folder = DatasetFolder(cfg.run.out, corpus)
+    run = new_run_id()
+    with DatasetLock(folder.store, run) as lock:
+        folder.lock = lock
+        return _run_locked(folder, run, corpus, cfg, inputs, stages, observe, tables)
+
+
+def _run_locked(folder: DatasetFolder, run: str, corpus: str, cfg: Any, inputs: Iterable[Sample],
+                stages: list[Stage], observe: Callable[[Sample], None] | None,
+                tables: Callable[[], dict[str, str]] | None) -> RunSummary:
     from tqdm import tqdm
 
     run_cfg: RunConfig = cfg.run
     t0 = time.perf_counter()
-    folder = DatasetFolder(run_cfg.out, corpus)
-    removed = folder.recover()
+    removed = folder.recover(force_new=run_cfg.force_new)
     if removed:
-        log.warning("removed %d files left by an interrupted run (never listed in dataset.json)", len(removed))
+        log.warning("removed %d files left by an interrupted run of this dataset", len(removed))
+    # What a stat can see (a deleted or truncated shard, a deleted manifest part) is repaired now,
+    # so this run rebuilds it; content damage needs `memcorpus repair` (checksums).
+    damage = repair(folder, level="stat")
+    if damage.requeued or damage.restored:
+        log.warning("repaired before the run: %d manifest part(s) restored, %d input(s) requeued for rebuild",
+                    len(damage.restored), len(damage.requeued))
+    folder.begin_run(run)
     versions, vkey = versions_of(stages)
-    run = new_run_id()
-    summary = RunSummary(corpus=corpus, run=run, out=str(folder.root), runner=run_cfg.runner)
+    summary = RunSummary(corpus=corpus, run=run, out=str(folder.root), runner=run_cfg.runner,
+                         max_retryable_fraction=run_cfg.max_retryable_fraction)
     dup_rejects: list[Sample] = []
-    todo = _select(inputs, folder.done_inputs(), vkey, summary.counts, dup_rejects)
+    live, why = folder.live(), {}
+    todo = _select(inputs, live, vkey, run_cfg.retry_failed, summary.counts, dup_rejects, why)
     summary.counts["processed"] = len(todo) + len(dup_rejects)
-    writer = RunWriter(folder, run, versions, vkey, folder.committed_samples(), run_cfg.shard_max_samples,
-                       run_cfg.shard_max_bytes, run_cfg.commit_every_s)
+    by_input = live.by_input()
+    writer = RunWriter(folder, run, versions, vkey, live.committed_for(vkey), run_cfg.shard_max_samples,
+                       run_cfg.shard_max_bytes, run_cfg.commit_every_s,
+                       live_by_input={i: by_input[i] for i in why if i in by_input}, replaces=why)
     runner = make_runner(run_cfg)
     bar = tqdm(total=len(todo), desc=f"{corpus} inputs", unit="input", disable=not run_cfg.progress)
     for s in dup_rejects:
@@ -204,4 +262,8 @@ def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Sta
     }
     folder.finish_run(run, record)
     print_summary(summary)
+    if summary.too_many_retryable:
+        log.error("%d of %d processed inputs failed for retryable reasons (more than run.max_retryable_fraction=%g):"
+                  " fix the cause, then rerun to retry them", summary.counts["retryable_failed"],
+                  summary.counts["processed"], run_cfg.max_retryable_fraction)
     return summary

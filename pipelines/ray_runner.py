@@ -15,6 +15,7 @@ import logging
 import os
 import pickle
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -51,29 +52,65 @@ def _run_task(batch: dict[str, np.ndarray], stage: Stage) -> dict[str, np.ndarra
     return to_column(stage(from_column(batch)))
 
 
-def init_ray(address: str | None, num_cpus: int | None, dashboard: bool) -> dict[str, Any]:
-    """Connect to ``address`` (or $RAY_ADDRESS), else start an embedded local Ray on 127.0.0.1.
+LOOPBACK = "127.0.0.1"
+# Set by the job supervisor of `ray job submit`, whose --address is how the user named the cluster.
+_SUBMITTED_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
+
+def init_ray(address: str | None, num_cpus: int | None = None, dashboard: bool = False,
+             runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Join the Ray cluster the user named, else start a new embedded Ray that listens on 127.0.0.1 only.
+
+    A cluster is joined only when named: ``address`` (``--ray-address``; ``auto`` means $RAY_ADDRESS
+    or the head ``ray start`` left on this host), or RAY_ADDRESS inside a ``ray job submit`` job. A
+    stray RAY_ADDRESS or ``ray start`` head is otherwise ignored: joining it unasked runs our data on
+    someone else's cluster (and then fails with "num_cpus and num_gpus must not be provided").
     Ray 2.60 turns token authentication on for new local clusters and writes the token to
-    ~/.ray/auth_token; we keep it on. A job submitted with ``ray job submit`` finds
-    RAY_ADDRESS set by the job supervisor and connects to that cluster instead.
+    ~/.ray/auth_token; we keep it on.
     """
     import ray
 
+    from stages.redact import redact_url
+
     if ray.is_initialized():
         return {"address": "already-initialized", "embedded": False}
-    address = address or os.environ.get("RAY_ADDRESS")
+    if not address and os.environ.get(_SUBMITTED_JOB_ENV) and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
     if address:
-        ray.init(address=address, log_to_driver=True)
-        return {"address": address, "embedded": False}
-    ray.init(
-        num_cpus=num_cpus or os.cpu_count(),
-        include_dashboard=dashboard,
-        dashboard_host="127.0.0.1",
-        _node_ip_address="127.0.0.1",
-        log_to_driver=True,
-    )
+        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
+        return {"address": redact_url(address), "embedded": False}  # the info lands in the run record
+    with _loopback_only():
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=dashboard,
+                 dashboard_host=LOOPBACK, _node_ip_address=LOOPBACK, log_to_driver=True, runtime_env=runtime_env)
     return {"address": "local", "embedded": True}
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Make a new local Ray bind GCS, raylet, workers, agents and /metrics to 127.0.0.1.
+
+    Ray replaces a node IP of 127.0.0.1 by the address of the default route
+    (``services.resolve_ip_for_localhost``), so ``_node_ip_address`` alone leaves every server on
+    eth0 or all interfaces. Ray's single-machine mode (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, the
+    macOS/Windows default) keeps the node IP on loopback: the variable reaches the processes
+    ``ray.init`` spawns, and the driver's copy of the constant, read when ray was imported, is set
+    too. Both are restored afterwards so a later ``ray.init(address=...)`` still finds the real IP.
+    tests/spine/test_ray_loopback.py fails if a Ray upgrade changes this.
+    """
+    from ray._private import ray_constants
+
+    old_env, old_flag = os.environ.get(_SINGLE_MACHINE_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_MACHINE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(_SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[_SINGLE_MACHINE_ENV] = old_env
 
 
 class RayRunner:

@@ -1,6 +1,7 @@
 """``memcorpus report``: a static HTML page about a dataset folder that a person can read at a glance.
 
-Writes ``<dataset>/report/index.html`` with its pictures next to it (relative links only, so
+Writes ``<dataset>/report/index.html`` (``--dest DIR``: ``DIR/memcorpus-report/index.html``, never
+DIR itself, so the user's files there are safe) with its pictures next to it (relative links only, so
 the folder can be copied or served as is): totals and reject reasons from the manifest, the
 runs, histograms over every sample's metadata, and cards for the first few samples with
 contact sheets, crops, tracked boxes, captions and FOV heatmaps. A small script in the page
@@ -10,16 +11,19 @@ marks images that fail to load, so a broken picture is visible to a reader and t
 from __future__ import annotations
 
 import html
+import json
 import time
 from pathlib import Path
 
 from pipelines import report_plots as plots
+from pipelines.names import safe_name
 from pipelines.report_data import DatasetView, load_view, measures, sample_media
 from pipelines.report_samples import SampleCard, figure
 from pipelines.report_style import CSS
 
 esc = html.escape
-_OWN = (".png", ".jpg")  # what a previous report left in the folder and this one rewrites
+DEST_SUBFOLDER = "memcorpus-report"  # --dest DIR: the report goes into DIR/memcorpus-report/, a folder of our own
+MANIFEST = ".memcorpus-report.json"  # the files the last report wrote: the only ones a new report removes
 
 
 def build_report(root: str | Path, out: str | Path | None = None, samples: int = 8, frames: int = 12) -> Path:
@@ -29,11 +33,8 @@ def build_report(root: str | Path, out: str | Path | None = None, samples: int =
     view = load_view(root)
     if out is None and not view.store.local:
         raise ValueError(f"{root} is not a local folder: give the report a local destination (--dest DIR)")
-    out = Path(out) if out is not None else Path(view.root) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    for p in out.iterdir():
-        if p.is_file() and p.suffix in _OWN:
-            p.unlink()
+    out = Path(out) / DEST_SUBFOLDER if out is not None else Path(view.root) / "report"
+    before = _clear_previous(out)
     t0 = time.perf_counter()
     body = [_overview(view), _reasons(view, out), _runs(view, out), _histograms(view, out)]
     cards, problems = [], []
@@ -50,7 +51,37 @@ def build_report(root: str | Path, out: str | Path | None = None, samples: int =
     page = _page(f"{view.corpus} dataset", view, "".join(body) + footer)
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
+    # New or rewritten by this report (a file we did not touch keeps its mtime): ours to remove next time.
+    written = sorted(p.name for p in out.iterdir()
+                     if p.is_file() and p.name != MANIFEST and before.get(p.name) != p.stat().st_mtime_ns)
+    (out / MANIFEST).write_text(json.dumps({"written": written}, indent=1), encoding="utf-8")
     return index
+
+
+def _clear_previous(out: Path) -> dict[str, int]:
+    """Remove what the previous report listed as written; returns name -> mtime of every file left.
+
+    Only files named in our manifest go: a user's files next to the report (or in a folder
+    passed as --dest) are never touched. A symlink in or as the folder is refused: writing a
+    picture through it would overwrite a file elsewhere (the dataset folder may be hostile).
+    """
+    if out.is_symlink():
+        raise ValueError(f"{out} is a symlink: the report writes only into a real folder")
+    out.mkdir(parents=True, exist_ok=True)
+    links = [p.name for p in out.iterdir() if p.is_symlink()]
+    if links:
+        raise ValueError(f"{out} holds symlinks {links[:3]}: the report will not write through them; remove them")
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        try:
+            names = json.loads(manifest.read_text(encoding="utf-8")).get("written", [])
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise ValueError(f"{manifest} is not a report manifest ({e}); remove it to write the report") from e
+        for name in names:
+            safe_name(name, "written", str(manifest))  # a plain file name in this folder, never a path
+            if (out / name).is_file():
+                (out / name).unlink()
+    return {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
 
 
 def _page(title: str, view: DatasetView, body: str) -> str:

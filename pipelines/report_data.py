@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from pipelines.dataset import INDEX, TABLES, read_parquet_rows
+from pipelines.names import check_index, check_run_record
 from pipelines.storage import Storage
-
-INDEX, TABLES = "dataset.json", ("inputs", "samples", "rejects")
 
 
 @dataclass
@@ -78,14 +77,16 @@ def load_view(root: str | Path, max_metas: int = 20000) -> DatasetView:
     store = Storage(root)
     if not store.is_file(INDEX):
         raise ValueError(f"{root} is not a dataset folder: {INDEX} does not exist there (build a corpus first)")
-    index = json.loads(store.read_bytes(INDEX))
+    # The report reads every path the index lists: a hostile folder must not point it elsewhere.
+    index = check_index(json.loads(store.read_bytes(INDEX)), store.path(INDEX), store.root if store.local else None)
     runs = []
     for r in index.get("runs", []):
-        if r.get("record") and store.is_file(r["record"]):
-            runs.append({**json.loads(store.read_bytes(r["record"])), "crashed": r.get("crashed", False)})
+        if isinstance(r, dict) and r.get("record") and store.is_file(r["record"]):
+            rec = check_run_record(json.loads(store.read_bytes(r["record"])), store.path(r["record"]))
+            runs.append({**rec, "crashed": r.get("crashed", False)})
     # Parquet read without a schema of ours: the report shows whatever columns the manifest has.
     tables = {t: [row for m in index.get("manifests", []) if m.get(t)
-                  for row in pq.read_table(io.BytesIO(store.read_bytes(m[t]))).to_pylist()] for t in TABLES}
+                  for row in read_parquet_rows(store.read_bytes(m[t]))] for t in TABLES}
     view = DatasetView(store, index, runs, tables)
     for _, members in iter_samples(store, index, want=lambda name: name == "json"):
         if len(view.metas) >= max_metas:

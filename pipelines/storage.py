@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import posixpath
+import secrets
 import shutil
 from pathlib import Path
 from typing import IO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+TMP_PREFIX = ".tmp-"  # write_atomic's temporary files: recovery knows them by this prefix
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -72,7 +75,13 @@ class Storage:
 
     def open_write(self, rel: str) -> IO[bytes]:
         if self.local:
-            return open(self.path(rel), "wb", buffering=1 << 20)
+            # A symlink planted under a temporary name (e.g. .tmp-dataset.json -> ~/.bashrc) would make us
+            # overwrite its target: drop the link, and never follow one (O_NOFOLLOW) if it comes back.
+            path = self.path(rel)
+            if os.path.islink(path):
+                os.unlink(path)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            return os.fdopen(fd, "wb", buffering=1 << 20)
         return self.fs.open(self.path(rel), "wb")
 
     def close_durably(self, f: IO[bytes]) -> None:
@@ -94,7 +103,8 @@ class Storage:
         if not self.local:
             self.fs.pipe_file(self.path(rel), data)  # one PUT: atomic on object stores
             return
-        tmp = f"{posixpath.dirname(rel)}/.tmp-{posixpath.basename(rel)}".lstrip("/")
+        # A name of its own per write: two writers sharing one temporary name once interleaved bytes.
+        tmp = f"{posixpath.dirname(rel)}/{TMP_PREFIX}{posixpath.basename(rel)}.{secrets.token_hex(4)}".lstrip("/")
         with self.open_write(tmp) as f:
             f.write(data)
             self.close_durably(f)

@@ -21,6 +21,9 @@ def print_summary(s: RunSummary, console: Console | None = None) -> None:
         ("inputs seen", "inputs"), ("already built (skipped)", "skipped_done"), ("processed", "processed"),
         ("accepted", "accepted"), ("rejected", "rejected"), ("samples written", "samples_written"),
         ("samples already committed (dedup)", "deduplicated"),
+        ("rebuilt: refresh key changed", "rebuilt_refresh"), ("rebuilt: retryable failure retried", "rebuilt_retry"),
+        ("rebuilt: requeued by repair", "rebuilt_repair"), ("old samples retired", "retired"),
+        ("retryable failures (retried next run)", "retryable_failed"),
     ]:
         t.add_row(label, str(c.get(key, 0)))
     for reason, n in s.reasons.most_common():

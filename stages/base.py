@@ -15,9 +15,11 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from stages.redact import redact_url
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,19 @@ class Resources:
             raise ValueError(f"Resources must be non-negative, got cpus={self.cpus} gpus={self.gpus}")
         if self.cpus == 0 and self.gpus == 0:
             raise ValueError("Resources(cpus=0, gpus=0) would schedule unbounded workers; give cpus > 0")
+
+
+# Reject reasons that say nothing about the input: a crash, a hang, memory, a server that was
+# down. The next run retries inputs rejected for these (``--no-retry-failed`` skips them), and
+# a run with too many of them exits non-zero. Every other reason is the input's fault: final.
+RETRYABLE = frozenset({
+    "stage_error", "timeout", "out_of_memory", "extension_failed", "caption_server_unavailable",
+    "caption_server_error", "caption_backend_error", "caption_inference_error",
+})
+
+
+def is_retryable(reason: str) -> bool:
+    return reason in RETRYABLE or reason.removeprefix("captions_") in RETRYABLE
 
 
 ACCEPTED = "accepted"
@@ -81,7 +96,8 @@ class Sample:
         self.status = REJECTED
         self.reason = reason
         self.reject_stage = stage
-        self.errors.append({"stage": stage, "reason": reason, "detail": detail[:2000]})
+        # Details land in the rejects table: an error quoting a URL must not carry its credentials.
+        self.errors.append({"stage": stage, "reason": reason, "detail": redact_url(detail)[:2000]})
         # Payloads of a rejected sample are never written; free them now so they do not
         # travel through the remaining stages and the object store.
         self.arrays.clear()
@@ -103,6 +119,11 @@ class Sample:
         )
 
 
+def _error_reason(e: BaseException) -> str:
+    # A MemoryError is most often a setting (batch, resolution) too big for the worker: retryable.
+    return "out_of_memory" if isinstance(e, MemoryError) else "stage_error"
+
+
 def _snapshot(s: Sample) -> Sample:
     """A copy whose containers are independent of ``s`` (payload bytes/arrays are shared, not copied)."""
     c = copy.copy(s)
@@ -118,8 +139,13 @@ class Stage:
 
     ``batch_size`` is how many samples one ``process`` call gets. ``version`` enters the
     manifest: bump it when the stage's output for the same input changes, so incremental
-    refreshes rebuild what it produced.
+    refreshes rebuild what it produced. ``output_fields`` names the settings that change the
+    output (thresholds, model paths, sizes); their values enter the refresh key next to the
+    version, so changing one rebuilds like a version bump. Settings that only change speed or
+    placement (resources, batch size, device, threads) stay out.
     """
+
+    output_fields: ClassVar[tuple[str, ...]] = ()
 
     resources: Resources = field(default_factory=Resources)
     batch_size: int = 1
@@ -135,6 +161,14 @@ class Stage:
     def is_model_stage(self) -> bool:
         """Stages with heavy state run in actor pools so ``setup()`` is paid once per worker."""
         return self.resources.gpus > 0 or type(self).setup is not Stage.setup
+
+    def output_config(self) -> dict[str, Any]:
+        """The values of ``output_fields``, as plain data for the refresh key."""
+        from dataclasses import asdict, is_dataclass
+
+        missing = [f for f in self.output_fields if not hasattr(self, f)]
+        assert not missing, f"{self.name}.output_fields names unknown fields {missing}"
+        return {f: asdict(v) if is_dataclass(v) else v for f in self.output_fields for v in [getattr(self, f)]}
 
     def setup(self) -> None:
         """Build heavy state. Called once per worker, after unpickling."""
@@ -182,7 +216,7 @@ class Stage:
                 return self.process(batch), None
             except Exception as e:  # noqa: BLE001 - recorded as a reject reason, never swallowed
                 self._restore(batch, snapshot)
-                return [], ("stage_error", "".join(traceback.format_exception_only(type(e), e)).strip())
+                return [], (_error_reason(e), "".join(traceback.format_exception_only(type(e), e)).strip())
         pool = ThreadPoolExecutor(max_workers=1)
         fut = pool.submit(self.process, batch)
         pool.shutdown(wait=False)
@@ -194,7 +228,7 @@ class Stage:
             return [s.reject("timeout", self.name, f"no answer in {self.timeout_s:g} s") for s in snapshot], None
         except Exception as e:  # noqa: BLE001
             self._restore(batch, snapshot)
-            return [], ("stage_error", "".join(traceback.format_exception_only(type(e), e)).strip())
+            return [], (_error_reason(e), "".join(traceback.format_exception_only(type(e), e)).strip())
 
     @staticmethod
     def _restore(batch: list[Sample], snapshot: list[Sample]) -> None:

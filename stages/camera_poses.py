@@ -174,8 +174,9 @@ class LoadPoses(Stage):
     """Read a scene's or roam's camera poses into OpenCV camera-to-world metres, checked and normalised.
 
     ``layout="multicam"`` (source ``scene_dir``): one sample holds the scene's cameras, because the
-    per-scene score matrix needs them all. Arrays ``<cam>_poses`` are relative to the first frame of
-    ``reference_camera``, ``<cam>_poses_self`` to each video's own first frame. ``layout="cam"``
+    per-scene score matrix needs them all. ``poses`` (C, F, 4, 4) holds every camera's trajectory in the
+    order of ``meta["cameras"]``, relative to the first frame of ``reference_camera``; ``poses_self`` the
+    same relative to each video's own first frame (pipelines/schema.py, multicam/2). ``layout="cam"``
     (source ``frames_dir``, ``pose_json``): one long roam, ``poses`` relative to its first frame.
     """
 
@@ -185,7 +186,9 @@ class LoadPoses(Stage):
     roam_fps: float = 30.0
     max_roam_media_bytes: int = 1 << 30  # decoded size above which a roam keeps its frames on disk
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
-    version: str = "poses/1"
+    version: str = "poses/2"  # 2: one stacked array per scene
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("reference_camera", "fov_deg", "include_media", "roam_fps", "max_roam_media_bytes")
 
     def process(self, batch: list[Sample]) -> list[Sample]:
         for s in batch:
@@ -230,14 +233,19 @@ class LoadPoses(Stage):
             s.reject("mixed_video_sizes", stage=self.name, detail=str(sorted(sizes)))
             return
         (w, h), ref = sizes.pop(), poses[self.reference_camera][0]
-        for cam, p in poses.items():
-            s.arrays[f"{cam}_poses"] = relative_to(p, ref).astype(np.float32)
-            s.arrays[f"{cam}_poses_self"] = relative_to(p, p[0]).astype(np.float32)
-            if self.include_media:
+        cams = sorted(poses)
+        if len({len(poses[c]) for c in cams}) != 1:
+            s.reject("pose_frame_mismatch", stage=self.name,
+                     detail=f"cameras differ in frame count: { {c: len(poses[c]) for c in cams} }")
+            return
+        s.arrays["poses"] = np.stack([relative_to(poses[c], ref) for c in cams]).astype(np.float32)
+        s.arrays["poses_self"] = np.stack([relative_to(poses[c], poses[c][0]) for c in cams]).astype(np.float32)
+        if self.include_media:
+            for cam in cams:
                 s.blobs[f"{cam}.mp4"] = (scene / "videos" / f"{cam}.mp4").read_bytes()
         s.arrays["intrinsics"] = intrinsics_from_focal(focal, w, h).astype(np.float32)
         first = infos[self.reference_camera]
-        s.meta.update(layout="multicam", scene=scene.name, split=scene.parent.name, cameras=sorted(poses),
+        s.meta.update(layout="multicam", scene=scene.name, split=scene.parent.name, cameras=cams,
                       reference_camera=self.reference_camera, focal_mm=focal, width=w, height=h,
                       fps=first.fps, frames=len(poses[self.reference_camera]), convention=CONVENTION)
 
@@ -280,6 +288,8 @@ class EstimatePoses(Stage):
     min_registered: float = 0.8  # fraction of frames that must register
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     version: str = "sfm_poses/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("fov_deg", "min_registered")
 
     def __post_init__(self) -> None:
         from models.sfm import _pycolmap

@@ -71,6 +71,8 @@ class CaptionSequence(Stage):
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     batch_size: int = 4
     version: str = "captions/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("backend", "model", "limits", "check_names")
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:

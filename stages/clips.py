@@ -199,6 +199,8 @@ class WriteClip(Stage):
     decode_threads: int = 2
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     version: str = "clips/2"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("crf", "preset", "short_side", "scale_flags")
 
     def __post_init__(self) -> None:
         if self.short_side < 0 or self.short_side % 2:

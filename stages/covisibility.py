@@ -177,7 +177,7 @@ def candidates(csr: dict[str, np.ndarray], i: int) -> np.ndarray:
 class FindCovisibleFrames(Stage):
     """For each frame of a long roam, the earlier frames sharing its view, one per adjacent run."""
 
-    method: str = "fov"  # "fov" | "rule"
+    method: str = "rule"  # "rule" (the paper's, default) | "fov"
     near: float = 0.5
     far: float = 10.0
     threshold: float = 0.3
@@ -186,6 +186,8 @@ class FindCovisibleFrames(Stage):
     workers: int = 1
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     version: str = "covis/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("method", "near", "far", "threshold", "n_dirs", "radius")
 
     def __post_init__(self) -> None:
         if self.method not in ("fov", "rule"):

@@ -31,6 +31,8 @@ class SegmentDescriptors(Stage):
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     batch_size: int = 1
     version: str = "descriptors/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("model", "segment_frames", "segment_stride")
 
     def __post_init__(self) -> None:
         if not self.model:

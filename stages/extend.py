@@ -37,6 +37,9 @@ class ExtendTarget(Stage):
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     batch_size: int = 1
     version: str = "extend/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("model", "transformer", "image_encoder", "backend", "num_new_frames", "steps", "guidance",
+        "latent_window_size", "resolution", "decode_once", "dtype", "prompt_field", "min_frames", "seed", "crf")
 
     def __post_init__(self) -> None:
         if self.backend != "framepack":

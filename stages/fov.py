@@ -35,7 +35,9 @@ class ComputeVideoFov(Stage):
     lam: float = 0.5
     top_k: int = 3
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
-    version: str = "videofov/1"
+    version: str = "videofov/2"  # 2: one stacked bitset array per scene
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("n_theta", "n_phi", "radius", "lam", "top_k")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam <= 1.0:
@@ -50,12 +52,10 @@ class ComputeVideoFov(Stage):
             cams = s.meta["cameras"]
             k, w, h = s.arrays["intrinsics"].astype(np.float64), s.meta["width"], s.meta["height"]
             grid = {"n_theta": self.n_theta, "n_phi": self.n_phi, "radius": self.radius}
-            trajs = [s.arrays[f"{c}_poses"].astype(np.float64) for c in cams]
-            counts = {}
-            for cam, p in zip(cams, trajs):
-                bits = video_fov(p, k, w, h, **grid)
-                s.arrays[f"{cam}_fov"] = bits
-                counts[cam] = int(popcount(bits))
+            trajs = list(s.arrays["poses"].astype(np.float64))  # (C, F, 4, 4) in meta["cameras"] order
+            bits = [video_fov(p, k, w, h, **grid) for p in trajs]
+            s.arrays["fov"] = np.stack(bits)  # (C, M/8) packed bitsets, one row per camera
+            counts = {cam: int(popcount(b)) for cam, b in zip(cams, bits)}
             if min(counts.values()) == 0:
                 empty = [c for c, n in counts.items() if n == 0]
                 s.reject("empty_fov", stage=self.name, detail=f"cameras see no sphere direction: {empty}")

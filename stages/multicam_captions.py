@@ -41,6 +41,8 @@ class CaptionWindows(Stage):
     min_tail: int = 16
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     version: str = "mc_captions/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("captioner", "model", "window", "min_tail")
 
     def setup(self) -> None:
         self._cap = None

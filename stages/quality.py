@@ -105,6 +105,9 @@ class ScoreQuality(Stage):
     aesthetic_head: str = ""  # LAION linear head (768 -> 1) state dict file
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     version: str = "quality/2"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("sample_fps", "analysis_width", "bar_luma", "black_luma", "max_black_fraction", "static_diff",
+        "max_static_fraction", "min_sharpness", "min_short_side", "clip_model", "aesthetic_head")
 
     def setup(self) -> None:
         self._sampler = FrameSampler()

@@ -134,6 +134,8 @@ class ValidatePair(Stage):
     vfr_tolerance: float = 0.25  # frame-interval spread, relative to the median, that still counts as constant
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))  # decoding is CPU-bound: one task per core, no oversubscription
     version: str = "pair/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("clip_frames", "max_bytes", "max_side", "vfr_tolerance")
 
     def process(self, batch: list[Sample]) -> list[Sample]:
         for s in batch:

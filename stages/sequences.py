@@ -71,6 +71,8 @@ class SplitSequences(Stage):
     max_shots: int = 16
     resources: Resources = field(default_factory=lambda: Resources(cpus=0.25))
     version: str = "sequences/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("min_seconds", "max_seconds", "min_shot_seconds", "min_shots", "max_shots")
 
     def __post_init__(self) -> None:
         if not 0 < self.min_seconds <= self.max_seconds:

@@ -23,6 +23,8 @@ class DetectShots(Stage):
     min_frames: int = 2
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     version: str = "shots/2"  # 2: content backend reads decoder planes, skips deblocking (same cuts on the tests)
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("backend", "threshold", "min_frames")
 
     def __post_init__(self) -> None:
         if self.backend not in ("content", "transnetv2"):

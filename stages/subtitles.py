@@ -229,6 +229,9 @@ class CropSubtitles(Stage):
     min_kept_fraction: float = 0.4
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     version: str = "subtitles/2"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("backend", "model_dir", "sample_fps", "analysis_width", "aspect", "crop_overlays",
+        "min_kept_fraction")
 
     def setup(self) -> None:
         det = make_text_detector(self.backend, self.model_dir, max_side=self.analysis_width)

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from models.detectors import Detections, make_detector
+from models.detectors import Detections, check_weights, make_detector
 from stages.base import Resources, Sample, Stage
 from stages.video import DecodeError, iter_frames
 
@@ -160,6 +160,7 @@ class TrackSubjects(Stage):
 
     detector: str = "hog"  # "hog" (offline, people only) | "yolo" (local weights)
     yolo_weights: str = ""
+    trust_weights: bool = False  # load a pickled .pt (can run code); default: ONNX weights only
     classes: tuple[int, ...] = (0,)  # COCO class ids to track
     sample_fps: float = 5.0  # detection rate; ByteTrack's buffer is rescaled to it
     max_width: int = 640  # HOG runs on frames downscaled to this width
@@ -174,6 +175,10 @@ class TrackSubjects(Stage):
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     batch_size: int = 1
     version: str = "tracking/1"
+    # the settings that change the output, so changing one rebuilds (refresh key)
+    output_fields = ("detector", "yolo_weights", "classes", "sample_fps", "max_width", "bytetrack",
+        "link_threshold", "min_track_frames", "recon_count", "min_gap_s", "smooth_frames", "require_subject",
+        "jpeg_quality")
 
     def __post_init__(self) -> None:
         unknown = set(self.bytetrack) - set(BYTETRACK_DEFAULTS)
@@ -181,9 +186,12 @@ class TrackSubjects(Stage):
             raise ValueError(f"tracking.bytetrack has unknown keys {sorted(unknown)}; known: {sorted(BYTETRACK_DEFAULTS)}")
         if self.sample_fps <= 0 or self.recon_count < 0 or self.min_gap_s < 0:
             raise ValueError("tracking.sample_fps must be > 0, recon_count and min_gap_s >= 0")
+        if self.detector == "yolo":  # refuse untrusted pickled weights now, not later in a worker
+            check_weights(self.yolo_weights, self.trust_weights)
 
     def setup(self) -> None:
-        self._detector = make_detector(self.detector, self.yolo_weights, tuple(self.classes), self.max_width)
+        self._detector = make_detector(self.detector, self.yolo_weights, tuple(self.classes), self.max_width,
+                                       self.trust_weights)
 
     def observe(self, video: bytes | str, fps: float, shots: list[list[int]] | None) -> tuple[list[Obs], int]:
         """Detection + ByteTrack on sampled frames; returns every tracked box and the number of frames sampled."""

@@ -17,6 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", help="shot ranges START-END,... in frames; default: one shot")
     p.add_argument("--detector", choices=["hog", "yolo"], default="hog", help="for the recon frames")
     p.add_argument("--yolo-weights", default="")
+    p.add_argument("--trust-weights", action="store_true", help="load a pickled .pt YOLO file (it can run code)")
     p.add_argument("--max-retries", type=int, default=2)
     p.add_argument("--story-chars", type=int, default=1600, help="longest story caption (characters)")
     p.add_argument("--caption-chars", type=int, default=1000, help="longest shot / recon caption (characters)")
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         kw = {"base_url": args.base_url} if args.backend == "openai" else {}
         if args.backend == "transformers":
             kw = {"device": args.device}
-        stages = back_half_stages({"detector": args.detector, "yolo_weights": args.yolo_weights},
+        stages = back_half_stages({"detector": args.detector, "yolo_weights": args.yolo_weights,
+                                   "trust_weights": args.trust_weights},
                                   {"backend": args.backend, "model": args.model, "backend_kwargs": kw,
                                    "max_retries": args.max_retries,
                                    "limits": {"story_chars": args.story_chars, "shot_chars": args.caption_chars,

@@ -11,7 +11,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="dataset folder")
     p.add_argument("--samples", type=int, default=8, help="how many samples get a card with pictures (default 8)")
     p.add_argument("--frames", type=int, default=12, help="frames per contact sheet (default 12)")
-    p.add_argument("--dest", help="write the report here instead of OUT/report")
+    p.add_argument("--dest", help="write the report into DEST/memcorpus-report/ instead of OUT/report")
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
 
 

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
     p.add_argument("--detector", choices=["hog", "yolo"], default="hog")
     p.add_argument("--yolo-weights", default="", help="local YOLO weights file (detector yolo)")
+    p.add_argument("--trust-weights", action="store_true",
+                   help="load a pickled .pt YOLO file (it can run code); default: .onnx weights only")
     p.add_argument("--sample-fps", type=float, default=5.0, help="detection rate (default 5)")
     p.add_argument("--shots", help="shot ranges START-END,... in frames; default: one shot")
     p.add_argument("--min-gap", type=float, default=2.0, help="seconds between the two recon frames")
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         info = probe(args.video)
-        stage = TrackSubjects(detector=args.detector, yolo_weights=args.yolo_weights, sample_fps=args.sample_fps,
+        stage = TrackSubjects(detector=args.detector, yolo_weights=args.yolo_weights,
+                              trust_weights=args.trust_weights, sample_fps=args.sample_fps,
                               min_gap_s=args.min_gap)
         stage.setup()
         summary, recon, _ = stage.track(args.video, info.fps, parse_shots(args.shots))

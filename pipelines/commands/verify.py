@@ -11,12 +11,14 @@ HELP = "check a dataset folder: every input exactly once, every listed shard com
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="dataset folder")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quick", action="store_true",
+                   help="sizes and tar headers only, no member checksums (fast; misses damaged payload bytes)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.verify import verify
 
-    problems, stats = verify(args.out)
+    problems, stats = verify(args.out, quick=args.quick)
     if args.json:
         print(json.dumps({"ok": not problems, "problems": problems, "stats": stats}, indent=1))
     else:

@@ -112,7 +112,8 @@ def test_ray_runner_gives_the_same_manifest(built, demo, tiny, tmp_path):
     cfg = _cfg(tmp_path / "ray", demo, tiny, runner="ray", new_frames=9)
     s = run_corpus("senorita_long", cfg, build_inputs(cfg), build_stages(cfg))
     assert s.counts["accepted"] == 3
-    key = lambda r: (r["id"], r["status"], r["reason"], r["versions_key"], len(r["samples"]))
+    # num_new_frames differs (9 here, for speed) and is an output setting, so the refresh keys differ by design
+    key = lambda r: (r["id"], r["status"], r["reason"], len(r["samples"]))
     seq = sorted(map(key, DatasetFolder(out, "senorita_long").rows("inputs")) )
     ray_rows = sorted(map(key, DatasetFolder(tmp_path / "ray", "senorita_long").rows("inputs")))
     assert ray_rows == [r for r in seq if r[0] in {x[0] for x in ray_rows}] and len(ray_rows) == 3 + len(BROKEN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,7 @@ class Square(Stage):
     reject_every: int = 5
     resources: Resources = field(default_factory=lambda: Resources(cpus=0.25))
     version: str = "square/1"
+    output_fields = ("reject_every",)
 
     def process(self, batch: list[Sample]) -> list[Sample]:
         for s in batch:
@@ -91,4 +93,33 @@ class KillWorkerOnce(Stage):
             os.kill(os.getpid(), 9)
         for s in batch:
             s.meta["worker_pid"] = self.pid
+        return batch
+
+
+@dataclass
+class FailOn(Stage):
+    """A flaky backend: raises for the inputs whose n is listed in ``fail_file`` (one per line) at call time."""
+
+    fail_file: str = ""
+    error: str = "RuntimeError"  # or "MemoryError"
+    version: str = "fail/1"
+
+    def process(self, batch: list[Sample]) -> list[Sample]:
+        bad = set(Path(self.fail_file).read_text().split()) if os.path.exists(self.fail_file) else set()
+        if any(str(s.source["n"]) in bad for s in batch):
+            raise MemoryError("worker out of memory") if self.error == "MemoryError" else RuntimeError("backend down")
+        return batch
+
+
+@dataclass
+class Slow(Stage):
+    """Sleeps per batch: keeps a build running long enough for a second one to try the same folder."""
+
+    seconds: float = 0.2
+    version: str = "slow/1"
+
+    def process(self, batch: list[Sample]) -> list[Sample]:
+        import time
+
+        time.sleep(self.seconds)
         return batch
