@@ -57,6 +57,19 @@ def bench_loader(root: Path, repeats: int) -> list[tuple[str, str, str]]:
     ]
 
 
+def bench_examples(corpora: dict[str, Path], n: int) -> list[tuple[str, str, str]]:
+    """Training examples per second per corpus: shard read, decode and the example builder, as training does."""
+    from training.loader import train_check
+
+    rows = []
+    for name, root in corpora.items():
+        res = train_check(str(root), n)
+        kinds = res["corpus"] if isinstance(res["corpus"], list) else [res["corpus"]]
+        rows.append((f"loader: {name} examples ({', '.join(kinds)})", f"{res['examples_per_s']:.2f} examples/s",
+                     f"{n} per kind, 64x64 x 9 frames; conditioning {res['conditioning']}"))
+    return rows
+
+
 def bench_merge(quick: bool) -> list[tuple[str, str, str]]:
     """Paper settings: 30 blocks, merging at blocks 10 and 20, user + 3 mid + rest coarse memory."""
     from diffusers import WanTransformer3DModel
@@ -165,15 +178,19 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--skip-ray", action="store_true", help="skip the Ray Train worker comparison")
     args = p.parse_args(argv)
-    from models.tiny_wan import build
-    from training.synthetic import write_senorita
+    from models.tiny import build_tiny
+    from pipelines.demo_corpora import build_memento_demo, build_multicam_demo, build_senorita_demo
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_training_"))
-    data = write_senorita(tmp / "data", n=8 if args.quick else 32)
-    build(tmp / "wan")
-    rows = bench_loader(data, 1 if args.quick else 3) + bench_merge(args.quick)
+    tiny = {fam: str(build_tiny(fam, tmp / "tiny")) for fam in ("framepack", "dinov2", "wan")}
+    # The loader reads what the real pipelines write: the demo builds at small settings (a few minutes).
+    data = build_senorita_demo(tmp / "senorita", tiny["framepack"], tiny["dinov2"], pairs=2 if args.quick else 4)
+    corpora = {"senorita_long": data, "multicam": build_multicam_demo(tmp / "multicam"),
+               "memento": build_memento_demo(tmp / "memento")}
+    rows = bench_loader(data, 1 if args.quick else 3) + bench_examples(corpora, 8 if args.quick else 32)
+    rows += bench_merge(args.quick)
     if not args.skip_ray:
-        rows += bench_workers(args.quick, data, str(tmp / "wan"))
+        rows += bench_workers(args.quick, data, tiny["wan"])
     table = "| measurement | figure | notes |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     head = (
         f"bench_training ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores shared with other "

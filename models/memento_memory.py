@@ -1,6 +1,9 @@
 """Memento's dual-path memory bank (memento.txt §3.2, Eqs. 2-5).
 
-The candidate pool is the previous bank plus VAE-latent tokens of the last shot. Two sets of
+The bank grows shot by shot, as at inference: M_1 = TopK of shot 1's tokens, then
+M_t = TopK([M_{t-1}; E(S_t)]) (Eq. 2): the candidate pool is the previous bank plus
+VAE-latent tokens of the newest shot, never all history at once, so what training teaches the
+queries is the same recurrent selection they perform when generating (``build``). Two sets of
 learnable queries are conditioned on text by cross-attention, story queries on the story
 caption and shot queries on the current shot caption (Eq. 3); each path scores every
 candidate (Eq. 4) and keeps its own top-K (Eq. 5). Keeping the paths separate stops
@@ -72,3 +75,22 @@ class DualPathMemory(nn.Module):
         kept_shot, i_shot = top_k(cand, s_shot, self.k)
         bank = torch.cat([kept_story, kept_shot], dim=1)  # (B, 2k, D)
         return bank, {"story_idx": i_story, "shot_idx": i_shot}
+
+    def build(
+        self, shots: list[torch.Tensor], story_text: torch.Tensor, shot_texts: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Banks after each shot, in time order: ``[M_1, ..., M_n]`` for ``shots`` (each (B, N_i, D)) oldest first.
+
+        ``shot_texts[i]``: the caption of the shot the bank after ``shots[i]`` is built for (the next
+        shot: Eq. 3 conditions shot queries on C_shot^t for generating S_t). One update per shot, so
+        M_i depends on shots[:i + 1] only.
+        """
+        if not shots:
+            raise ValueError("a Memento bank needs at least one history shot")
+        if len(shot_texts) != len(shots):
+            raise ValueError(f"need one shot caption per history shot, got {len(shot_texts)} for {len(shots)}")
+        banks, bank = [], None
+        for tokens, text in zip(shots, shot_texts):
+            bank, _ = self(bank, tokens, story_text, text)
+            banks.append(bank)
+        return banks

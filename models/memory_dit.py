@@ -3,13 +3,15 @@
 The backbone's own time/text embedder, blocks and output head are reused unchanged; what
 changes is the token sequence the blocks see:
 
-    [ target (1x2x2, t in [0,T)) | user input (1x2x2, [T,2T)) | memory videos (1x4x4 top-3,
-      1x8x8 rest, [2T,3T)) | Memento bank tokens ]
+    [ target (1x2x2) | user input (1x2x2) | memory videos (1x4x4 top-3, 1x8x8 rest, or one
+      level for all) | Memento bank tokens ]
 
-with per-token RoPE (models/rope.py), optional per-video camera embeddings (Eq. 17), and
-adaptive token merging of memory frames at chosen blocks. Only target tokens are decoded,
-so conditioning tokens are context, never updated outputs (Context-as-Memory §3.2:
-frame-axis concatenation, only the target denoised).
+with per-token RoPE whose time ranges follow the task's layout (models/rope.py: novel view,
+editing, context), optional per-video camera embeddings (Eq. 17), and adaptive token
+merging of memory frames at chosen blocks. The layout and the tokenizer level of each memory
+video are per-call arguments, so the training step can follow the papers' per-step schedules
+(training/step.py). Only target tokens are decoded, so conditioning tokens are context, never
+updated outputs (Context-as-Memory §3.2: frame-axis concatenation, only the target denoised).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from models.camera_embed import CameraEmbed
-from models.dynamic_tokenizer import DynamicTokenizer, levels_for
+from models.dynamic_tokenizer import PATCHES, DynamicTokenizer, levels_for
 from models.memento_memory import DualPathMemory
-from models.rope import MEMORY, TARGET, USER, grid_positions, memory_times, rope_cos_sin
+from models.rope import LAYOUTS, MEMORY, TARGET, USER, grid_positions, rope_cos_sin, video_times
 from models.token_layout import FrameSpan, TokenSeq, concat
 from models.token_merge import TokenMerger, responsiveness
 
@@ -33,7 +35,9 @@ class MemoryDiTConfig:
     merge_blocks: tuple[int, ...] = (10, 20)  # merge before these 0-based block indices (paper: 10, 20 of 30)
     merge_stride: int = 2  # each merged frame keeps 1/stride² of its tokens
     top_mid: int = 3  # memory videos tokenised at 1x4x4; the rest at 1x8x8
-    memory_level: str | None = None  # None: dynamic by rank; "fine": all at 1x2x2 (Context-as-Memory)
+    # A fixed level for every memory video on every call (overrides the training schedule); None: the
+    # caller's per-call levels, else the by-rank mix. "fine": all at 1x2x2 (Context-as-Memory).
+    memory_level: str | None = None
     camera: bool = False
     bank: bool = False  # Memento dual-path memory bank
     bank_k: int = 16
@@ -45,12 +49,6 @@ class MemoryDiTConfig:
             raise ValueError(f"merge_stride must be >= 1, got {self.merge_stride}")
         if self.memory_level not in (None, "fine", "mid", "coarse"):
             raise ValueError(f"memory_level must be None|fine|mid|coarse, got {self.memory_level!r}")
-
-
-def _ranged_times(kind: int, n: int, t: int, reverse: bool) -> torch.Tensor:
-    if kind == MEMORY:
-        return memory_times(n, t, reverse)
-    return kind * t + (memory_times(n, t) - 2 * t)  # same spreading rule inside [kind*T, (kind+1)*T)
 
 
 class MemoryDiT(nn.Module):
@@ -74,8 +72,8 @@ class MemoryDiT(nn.Module):
         self.bank = DualPathMemory(self.dim, bc.text_dim, k=cfg.bank_k) if cfg.bank else None
 
     # ---- tokenisation -------------------------------------------------------------------
-    def _video_tokens(self, lat, kind, video, t_target, level, reverse=False, cams=None) -> TokenSeq:
-        # lat: (B, C, F, H, W); cams: (B, F, 12) or None
+    def _video_tokens(self, lat, kind, video, t_target, level, layout, reverse=False, cams=None, offset=0):
+        # lat: (B, C, F, H, W); cams: (B, F, 12) or None -> TokenSeq
         if level == "target":
             x = self.backbone.patch_embedding(lat)  # (B, D, F, H/2, W/2)
             f, h, w = x.shape[2:]
@@ -83,30 +81,54 @@ class MemoryDiT(nn.Module):
         else:
             tok = self.tokenizer(lat, level)
             x, f, h, w, stride = tok.x, tok.frames, tok.h, tok.w, tok.stride
-        times = torch.arange(f, dtype=torch.float64) if kind == TARGET else _ranged_times(kind, f, t_target, reverse)
+        times = video_times(layout, kind, video, f, t_target, reverse, offset)
         pos = grid_positions(times, h, w, stride).to(lat.device)
         spans = [FrameSpan(kind, video, i * h * w, h, w) for i in range(f)]
         c = cams.repeat_interleave(h * w, dim=1) if cams is not None else None  # (B, F*h*w, 12)
         return TokenSeq(x=x, pos=pos, spans=spans, cams=c)
 
-    def build_sequence(self, target, user=None, memory=(), reverse_memory=False, cams=None, bank=None) -> TokenSeq:
+    def memory_levels(self, n: int, levels: str | list[str] | None = None) -> list[str]:
+        """Tokenizer level per memory video: ``levels`` (one for all, or one each), else the config's
+        fixed level, else the dynamic by-rank mix (memory-v2v §3.2.2: top-3 at 1x4x4, rest 1x8x8)."""
+        if levels is None:
+            levels = self.cfg.memory_level
+        if levels is None:
+            return levels_for(n, self.cfg.top_mid)
+        out = [levels] * n if isinstance(levels, str) else list(levels)
+        bad = [lv for lv in out if lv not in PATCHES]
+        if len(out) != n or bad:
+            raise ValueError(f"memory_levels must name one of {sorted(PATCHES)} per memory video ({n}), got {levels}")
+        return out
+
+    def build_sequence(
+        self,
+        target,
+        user=None,
+        memory=(),
+        reverse_memory=False,
+        cams=None,
+        bank=None,
+        layout: str = "novel_view",
+        memory_levels: str | list[str] | None = None,
+    ) -> TokenSeq:
         """The joint token sequence. ``memory``: latents in retrieval order, most relevant first.
 
         ``cams``: optional dict with "target", "user" (B, F, 12) and "memory" (list of (B, F, 12)).
+        ``layout``: RoPE time ranges, one of rope.LAYOUTS; ``memory_levels``: see ``memory_levels``.
         """
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; known: {LAYOUTS}")
         t = target.shape[2]
         cams = cams or {}
-        parts = [self._video_tokens(target, TARGET, 0, t, "target", cams=cams.get("target"))]
+        parts = [self._video_tokens(target, TARGET, 0, t, "target", layout, cams=cams.get("target"))]
         if user is not None:
-            parts.append(self._video_tokens(user, USER, 0, t, "fine", cams=cams.get("user")))
-        levels = (
-            [self.cfg.memory_level] * len(memory)
-            if self.cfg.memory_level
-            else levels_for(len(memory), self.cfg.top_mid)
-        )
+            parts.append(self._video_tokens(user, USER, 0, t, "fine", layout, cams=cams.get("user")))
+        levels = self.memory_levels(len(memory), memory_levels)
         mem_cams = cams.get("memory") or [None] * len(memory)
+        offset = 0  # latent frames of the memory videos so far (the context layout lines them up)
         for j, (m, lvl) in enumerate(zip(memory, levels)):
-            parts.append(self._video_tokens(m, MEMORY, j, t, lvl, reverse_memory, cams=mem_cams[j]))
+            parts.append(self._video_tokens(m, MEMORY, j, t, lvl, layout, reverse_memory, mem_cams[j], offset))
+            offset += m.shape[2]
         if bank is not None:
             # Bank tokens are a bag of selected latents: one shared position at the memory range start.
             b, n, _ = bank.shape
@@ -152,10 +174,12 @@ class MemoryDiT(nn.Module):
         cams: dict | None = None,
         bank: torch.Tensor | None = None,  # (B, Nb, D) Memento memory bank tokens
         return_stats: bool = False,
+        layout: str = "novel_view",  # RoPE time ranges: novel_view | editing | context (models/rope.py)
+        memory_levels: str | list[str] | None = None,  # tokenizer level(s) of the memory videos
     ):
         bb = self.backbone
         b, _c, t, hh, ww = target.shape
-        seq = self.build_sequence(target, user, memory, reverse_memory, cams, bank)
+        seq = self.build_sequence(target, user, memory, reverse_memory, cams, bank, layout, memory_levels)
         n_target = seq.n_target
         temb, tproj, enc, _ = bb.condition_embedder(timestep, text, None)
         tproj = tproj.unflatten(1, (6, -1))  # (B, 6, D)

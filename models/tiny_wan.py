@@ -2,12 +2,15 @@
 
 The folder layout is the one ``models/wan_loader.py`` reads for production weights
 (``<dir>/transformer``, ``<dir>/vae``), so tests and the demo exercise the same loading path.
+``experts=2`` writes Wan2.2-A14B's layout instead: a second random expert in ``<dir>/transformer_2``
+and a ``model_index.json`` with the ``boundary_ratio`` where the pipeline switches to it.
 The text encoder is left out: training reads precomputed (or zero) text states of width
 ``TEXT_DIM``; a UMT5 encoder is only needed to embed new captions with real weights.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -38,9 +41,26 @@ VAE = {
 }
 
 
-def build(out_dir: Path, seed: int = 0) -> None:
+def build(out_dir: Path, seed: int = 0, experts: int = 1, boundary_ratio: float = 0.875) -> None:
+    """Write the folder; ``boundary_ratio`` (Wan2.2-T2V-A14B's 0.875 by default) only matters with two experts."""
+    import diffusers
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
+    if experts not in (1, 2):
+        raise ValueError(f"experts must be 1 (Wan2.1 layout) or 2 (Wan2.2-A14B layout), got {experts}")
+    out = Path(out_dir)
     torch.manual_seed(seed)
-    WanTransformer3DModel(**TRANSFORMER).save_pretrained(Path(out_dir) / "transformer")
-    AutoencoderKLWan(**VAE).save_pretrained(Path(out_dir) / "vae")
+    WanTransformer3DModel(**TRANSFORMER).save_pretrained(out / "transformer")
+    AutoencoderKLWan(**VAE).save_pretrained(out / "vae")
+    if experts == 1:
+        return  # the single-expert folder stays as it always was (same files, same random weights)
+    WanTransformer3DModel(**TRANSFORMER).save_pretrained(out / "transformer_2")  # different draws: distinct experts
+    index = {
+        "_class_name": "WanPipeline",
+        "_diffusers_version": diffusers.__version__,
+        "boundary_ratio": boundary_ratio,
+        "transformer": ["diffusers", "WanTransformer3DModel"],
+        "transformer_2": ["diffusers", "WanTransformer3DModel"],
+        "vae": ["diffusers", "AutoencoderKLWan"],
+    }
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")

@@ -55,7 +55,9 @@ class FovConfig:
 
 @dataclass(frozen=True)
 class CovisConfig:
-    method: str = "fov"  # "fov" (sphere-sampled overlap) | "rule" (Context-as-Memory ray rule)
+    # "rule": Context-as-Memory's own ray-intersection test (§3.3, Fig. 4), the default since the trainer
+    # retrieves context as that paper does; "fov": the sphere-sampled overlap, for free 3D camera motion.
+    method: str = "rule"
     near: float = 0.5
     far: float = 10.0
     threshold: float = 0.3

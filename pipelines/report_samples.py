@@ -211,8 +211,9 @@ class SampleCard:
             lam = (m.get("videofov") or {}).get("lam")
             out.append(figure(plots.heatmap(scores, labels, f"VideoFOV retrieval scores (λ = {lam})",
                                             self.path("scores", "png")), "FOV overlap heatmap", cls="plot"))
-        paths = {c: self.m[f"{c}_poses.npy"][:, :3, 3] for c in cams
-                 if isinstance(self.m.get(f"{c}_poses.npy"), np.ndarray) and self.m[f"{c}_poses.npy"].ndim == 3}
+        poses = self.m.get("poses.npy")  # (C, F, 4, 4) in meta["cameras"] order (schema multicam/2)
+        ok = isinstance(poses, np.ndarray) and poses.ndim == 4 and len(poses) == len(cams)
+        paths = {c: poses[i][:, :3, 3] for i, c in enumerate(cams)} if ok else {}
         if paths:
             out.append(figure(plots.camera_paths(paths, "Camera paths (top view)", self.path("paths", "png")),
                               "camera paths", cls="plot"))

@@ -1,126 +1,168 @@
 """``memcorpus verify``: the exactly-once proof for a dataset folder.
 
-Checks, against what ``dataset.json`` lists: every listed file exists and reads; every
-shard is a complete tar whose sample keys are exactly the keys the manifest says it holds;
-no sample key is in two places; every input has exactly one row per stage-versions key,
-accepted (with its samples) or rejected (with a reason); per run, processed inputs =
-accepted + rejected; nothing temporary is listed.
+Checks, against what ``dataset.json`` lists: every listed file exists and reads; every shard
+that still holds live samples has the size it was committed with and is a complete tar whose
+sample keys are exactly the keys the manifest says it holds; every live sample's members
+match the blake2b digests recorded when they were written (``quick`` skips the digests and
+reads only tar headers); no sample key is live in two places; every input's live row (its
+last) is accepted with live samples or rejected with a reason, an input is never built twice
+with one refresh key unless the later row is a retry or a repair, and every live sample
+belongs to its input's live row (nothing stale from an older refresh key); per run,
+processed inputs = accepted + rejected; nothing temporary is listed.
 """
 
 from __future__ import annotations
 
 import json
-import tarfile
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 from pipelines.dataset import INDEX, TABLES, read_table
+from pipelines.live import REPAIR, RETRY, Live, fully_retired, live_state, retired_pairs
+from pipelines.names import check_index
+from pipelines.schema import check_index_schema, check_sample
+from pipelines.shardscan import compare, scan_shard
 from pipelines.storage import Storage
 
 
-def _shard_keys(store: Storage, rel: str) -> Counter:
-    """Sample keys in a tar, read the way webdataset groups members (key = name up to the first dot)."""
-    keys: Counter = Counter()
-    path = Path(rel)
-    with store.open_read(rel) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:  # a truncated tar raises here
-        last = None
-        for m in tar:
-            if not m.isfile():
-                raise ValueError(f"{path.name}: member {m.name!r} is not a regular file")
-            if "/" in m.name or m.name.startswith(".") or ".." in m.name:
-                raise ValueError(f"{path.name}: unsafe member name {m.name!r}")
-            key = m.name.split(".", 1)[0]
-            if key != last:
-                keys[key] += 1
-                last = key
-            tar.extractfile(m).read()
-    return keys
+def verify(root: str | Path, quick: bool = False) -> tuple[list[str], dict[str, int]]:
+    """Returns ``(problems, stats)``; an empty problem list means the dataset is consistent.
 
-
-def verify(root: str | Path) -> tuple[list[str], dict[str, int]]:
-    """Returns ``(problems, stats)``; an empty problem list means the dataset is consistent."""
+    ``quick``: tar headers and sizes only, no member digests (zeroed payload bytes then pass).
+    """
     store = Storage(root)
     problems: list[str] = []
     if not store.is_file(INDEX):
         return [f"{store.path(INDEX)}: missing (not a dataset folder, or nothing was ever committed)"], {}
-    idx = json.loads(store.read_bytes(INDEX))
+    try:  # a hostile index is a problem to report, never paths to open
+        idx = check_index(json.loads(store.read_bytes(INDEX)), store.path(INDEX), store.root if store.local else None)
+    except ValueError as e:
+        return [str(e)], {}
+    try:
+        check_index_schema(idx, store.path(INDEX))
+    except ValueError as e:  # another schema version: one problem, not one per sample
+        problems.append(str(e))
+        idx = {**idx, "corpus": ""}  # a corpus without a schema: the per-sample check is skipped
+    retired = {s["path"] for s in idx["shards"] if fully_retired(s)}
     listed = [s["path"] for s in idx["shards"]] + [m[t] for m in idx["manifests"] for t in TABLES if m.get(t)]
     for rel in listed:
         if ".tmp" in rel or Path(rel).name.startswith("."):
             problems.append(f"temporary file listed: {rel}")
-        if not store.is_file(rel):
-            problems.append(f"listed file missing: {rel}")
+        if rel not in retired and not store.is_file(rel):
+            hint = "memcorpus repair restores it" if not rel.startswith("shards/") else "memcorpus repair requeues it"
+            problems.append(f"listed file missing: {rel} ({hint})")
     if problems:
         return problems, {}
     rows = {t: [r for m in idx["manifests"] if m.get(t) for r in read_table(store, m[t], t)] for t in TABLES}
+    live = live_state(idx, rows["inputs"], rows["samples"])
+    checked = _check_shards(store, idx, rows["samples"], live, quick, problems)
+    _check_inputs(live, problems)
+    _check_runs(store, idx, rows["inputs"], problems)
+    stats = {
+        "inputs": len(live.inputs),
+        "accepted": sum(r["status"] == "accepted" for r in live.inputs.values()),
+        "rejected": sum(r["status"] == "rejected" for r in live.inputs.values()),
+        "samples": len(live.samples),
+        "retired": len(retired_pairs(idx)),
+        "requeued": len(live.requeue),
+        "checksummed": checked,
+        "shards": len(idx["shards"]),
+        "runs": len(idx.get("runs", [])),
+    }
+    return problems, stats
 
-    # shards hold exactly the samples the manifest says, each once
-    sample_at = Counter(r["key"] for r in rows["samples"])
-    for key, n in sample_at.items():
+
+def _check_shards(store: Storage, idx: dict, sample_rows: list[dict], live: Live, quick: bool,
+                  problems: list[str]) -> int:
+    """Shards hold exactly the samples the manifest says, each once, with the recorded bytes. Returns #digested."""
+    for (key, shard), n in Counter((r["key"], r["shard"]) for r in sample_rows).items():
         if n > 1:
-            problems.append(f"sample {key} listed {n} times in the samples manifest")
+            problems.append(f"sample {key} listed {n} times in the samples manifest for {shard}")
+    for key, n in live.doubled.items():
+        problems.append(f"sample {key} is live in {n} shards (written twice)")
     by_shard: dict[str, Counter] = {}
-    for r in rows["samples"]:
+    for r in sample_rows:
         by_shard.setdefault(r["shard"], Counter())[r["key"]] += 1
-    seen_keys: Counter = Counter()
+    checked = 0
     for s in idx["shards"]:
-        try:
-            keys = _shard_keys(store, s["path"])
-        except (tarfile.TarError, ValueError, OSError, EOFError) as e:
-            problems.append(f"shard {s['path']} unreadable: {e}")
+        rel = s["path"]
+        if fully_retired(s):
+            continue  # given up (damaged) or wholly replaced: readers skip it, the file may be gone
+        size = store.size(rel)
+        if s.get("bytes") is not None and size != s["bytes"]:
+            problems.append(f"shard {rel} is {size} bytes, {s['bytes']} when committed (truncated or changed: "
+                            "memcorpus repair)")
             continue
-        seen_keys.update(keys)
-        if sum(keys.values()) != s["samples"]:
-            problems.append(f"shard {s['path']}: {sum(keys.values())} samples, dataset.json says {s['samples']}")
-        if keys != by_shard.get(s["path"], Counter()):
-            problems.append(f"shard {s['path']}: keys differ from the samples manifest")
-    for key, n in seen_keys.items():
-        if n > 1:
-            problems.append(f"sample {key} appears {n} times across shards")
-    unlisted = set(by_shard) - {s["path"] for s in idx["shards"]}
-    for rel in sorted(unlisted):
+        scan = scan_shard(store, rel, quick=quick)
+        if scan.error:
+            problems.append(f"shard {rel} unreadable: {scan.error}")
+            continue
+        if any(n > 1 for n in scan.keys.values()) or sum(scan.keys.values()) != s["samples"]:
+            problems.append(f"shard {rel}: {sum(scan.keys.values())} samples, dataset.json says {s['samples']}")
+        if set(scan.keys) != set(by_shard.get(rel, ())):
+            problems.append(f"shard {rel}: keys differ from the samples manifest")
+        for key, r in live.samples.items():
+            if r["shard"] != rel:
+                continue
+            if why := compare(r, scan.members.get(key)):
+                problems.append(f"sample {key} in {rel}: {why} (memcorpus repair)")
+            elif not quick and (off := check_sample(idx["corpus"], scan.metas.get(key, {}), scan.layouts.get(key, {}))):
+                problems.append(f"sample {key} in {rel} does not match schema {idx.get('schema')}: {'; '.join(off)}")
+            checked += not quick and bool(r.get("members"))
+    for rel in sorted(set(by_shard) - {s["path"] for s in idx["shards"]}):
         problems.append(f"samples manifest points at unlisted shard {rel}")
+    return checked
 
-    # every input exactly once per versions key, with a reason when rejected
-    per_input = Counter((r["id"], r["versions_key"]) for r in rows["inputs"])
-    for (iid, vk), n in per_input.items():
-        if n > 1:
-            problems.append(f"input {iid} has {n} manifest rows for stage versions {vk}")
-    accepted_inputs = set()
-    for r in rows["inputs"]:
-        if r["status"] == "accepted":
-            accepted_inputs.add(r["id"])
-            missing = [k for k in r["samples"] if k not in sample_at]
+
+def _check_inputs(live: Live, problems: list[str]) -> None:
+    """Each input: rows superseded only by a rebuild; its live row accepted with live samples or rejected."""
+    for iid, hist in live.history.items():
+        for old, new in pairwise(hist):
+            if old["versions_key"] == new["versions_key"] and new.get("replaces") not in (RETRY, REPAIR):
+                problems.append(f"input {iid} built twice with refresh key {new['versions_key']} "
+                                f"(runs {old['run']} and {new['run']})")
+    for iid, r in live.inputs.items():
+        if iid in live.requeue:
+            problems.append(f"input {iid} is queued for rebuild ({live.requeue[iid]}): rerun the build")
+        elif r["status"] == "accepted":
+            missing = [k for k in r["samples"] or () if live.samples.get(k, {}).get("input_id") != iid]
             if not r["samples"] or missing:
-                problems.append(f"accepted input {r['id']} lists samples not in any shard: {missing[:3]}")
+                problems.append(f"accepted input {iid} lists samples that are not live in any shard: {missing[:3]}")
         elif r["status"] == "rejected":
             if not r["reason"]:
-                problems.append(f"rejected input {r['id']} has no reason")
+                problems.append(f"rejected input {iid} has no reason")
         else:
-            problems.append(f"input {r['id']}: status {r['status']!r}")
-    orphans = {r["input_id"] for r in rows["samples"]} - accepted_inputs
-    for iid in sorted(orphans)[:10]:
-        problems.append(f"samples of input {iid} are committed but the input has no accepted row (resume the run)")
+            problems.append(f"input {iid}: status {r['status']!r}")
+    stale: list[str] = []
+    for r in live.sample_rows:
+        key, owner = r["key"], live.inputs.get(r["input_id"])
+        if owner is None or owner["status"] != "accepted" or key not in (owner["samples"] or ()) \
+                or r["shard"] not in (owner["shards"] or ()):
+            what = "has no row" if owner is None else f"is now {owner['status']} under {owner['versions_key']}"
+            stale.append(f"sample {key} (run {r['run']}) is live but its input {r['input_id']} {what} "
+                         "(stale: a rebuild did not retire it, or a run is unfinished)")
+    problems.extend(stale[:10])
+    if len(stale) > 10:
+        problems.append(f"... {len(stale) - 10} more live samples not owned by their input's live row")
 
-    # per run: inputs processed = accepted + rejected
+
+def _check_runs(store: Storage, idx: dict, input_rows: list[dict], problems: list[str]) -> None:
+    """Per run: inputs processed = accepted + rejected."""
     for r in idx.get("runs", []):
+        if isinstance(r, str):
+            continue
+        if not r.get("complete"):
+            problems.append(f"run {r['run']} never finished (crashed or still running): rerun the build to fold it")
+            continue
         if not r.get("record") or not store.is_file(r["record"]):
             problems.append(f"run {r['run']}: record {r.get('record')} missing")
             continue
         rec = json.loads(store.read_bytes(r["record"]))
         if not rec.get("complete", True):
             continue  # a crashed run's counts were never final
-        got = Counter(x["status"] for x in rows["inputs"] if x["run"] == r["run"])
+        got = Counter(x["status"] for x in input_rows if x["run"] == r["run"])
         c = rec.get("counts", {})
         if c.get("processed", 0) != got["accepted"] + got["rejected"]:
             problems.append(f"run {r['run']}: processed {c.get('processed')} != accepted {got['accepted']}"
                             f" + rejected {got['rejected']}")
-    stats = {
-        "inputs": len(rows["inputs"]),
-        "accepted": sum(r["status"] == "accepted" for r in rows["inputs"]),
-        "rejected": sum(r["status"] == "rejected" for r in rows["inputs"]),
-        "samples": len(rows["samples"]),
-        "shards": len(idx["shards"]),
-        "runs": len(idx.get("runs", [])),
-    }
-    return problems, stats

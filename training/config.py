@@ -26,6 +26,7 @@ class TrainConfig:
     cpus_per_worker: float = 1.0
     use_gpu: bool = False
     strategy: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard per block, for large backbones)
+    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 (FSDP2 bf16 params / DDP autocast) | fp32
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     resume_from: str | None = None  # explicit checkpoint dir; default: the run's own latest
@@ -34,15 +35,17 @@ class TrainConfig:
     # data
     frames: int = 9
     size: tuple[int, int] = (64, 64)
-    memory_k: int = 4
-    memory_mode: str = "retrieved"  # retrieved | random | none
+    memory_k: int = 6  # most memory videos; each batch draws U{memory_k_min..memory_k} (memory-v2v §4.1.1: 1–6)
+    memory_k_min: int = 1
+    memory_mode: str = "paper"  # paper (each corpus as its paper trains) | retrieved | random | none
+    context_size: int = 20  # Context-as-Memory §4.1: 20 context frames per roam example
     # model
     merge_blocks: tuple[int, ...] = (10, 20)
     merge_stride: int = 2
     merge_user: bool = False
     memory_level: str | None = None
-    camera: bool = False
-    bank: bool = False
+    camera: bool | None = None  # None: on for corpora that store cameras (multicam scenes and roams)
+    bank: bool | None = None  # None: on for Memento (the dual-path memory bank, memento §3.2)
     gradient_checkpointing: bool = False
     # step
     caption_dropout: float = 0.1
@@ -50,11 +53,15 @@ class TrainConfig:
     user_dropout: float = 0.1
     merge_range: tuple[float, float] = (0.3, 0.7)
     recon_weight: float = 0.5
+    merge_prob: float = 0.5  # memory-v2v §4.1.1: merging on half the steps
+    single_level_prob: float = 0.5  # memory-v2v §4.1.1: one tokenizer for all memory on half the steps
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.strategy not in ("ddp", "fsdp"):
             raise ValueError(f"strategy must be ddp|fsdp, got {self.strategy!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto|bf16|fp32, got {self.precision!r}")
         for name in ("steps", "batch_size", "num_workers", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
+from pipelines.names import check_index
+from pipelines.schema import check_index_schema
 from stages.video import read_frames
 
 FORMAT = "memcorpus/1"
@@ -32,16 +34,44 @@ def read_index(root: str | Path) -> dict[str, Any]:
     index = json.loads(path.read_text())
     if index.get("format") != FORMAT:
         raise ValueError(f"{path}: format {index.get('format')!r}, expected {FORMAT!r}")
-    return index
+    check_index_schema(index, str(path))  # an older sample layout is one clear error, not empty examples
+    # Shard paths are opened as files: one that leaves the folder (../, absolute, symlink) is refused.
+    return check_index(index, str(path), Path(root))
+
+
+def _live_shards(root: Path) -> dict[str, frozenset[str]]:
+    """Absolute shard path -> its retired sample keys, for shards that still hold live samples.
+
+    A rebuild (new refresh key, retry, repair) never rewrites old shards: it lists the samples
+    it replaced under the shard's ``retired`` keys, and repair marks unreadable shards
+    ``damaged``. Training must read neither: stale samples would train on the old output.
+    """
+    out = {}
+    for s in read_index(root).get("shards", []):
+        retired = frozenset(s.get("retired", ()))
+        if s.get("damaged") or (retired and len(retired) >= s.get("samples", 0)):
+            continue
+        out[str((root / s["path"]).resolve())] = retired
+    return out
 
 
 def shard_paths(root: str | Path) -> list[str]:
-    """Absolute paths of the complete shards, in the order ``dataset.json`` lists them."""
+    """Absolute paths of the complete shards with live samples, in the order ``dataset.json`` lists them."""
     root = Path(root)
-    shards = [str((root / s["path"]).resolve()) for s in read_index(root).get("shards", [])]
+    shards = list(_live_shards(root))
     if not shards:
         raise ValueError(f"{root}/dataset.json lists no shards yet")
     return shards
+
+
+class _NotRetired:
+    """webdataset ``select`` predicate: drops samples a rebuild retired (picklable for DataLoader workers)."""
+
+    def __init__(self, retired: dict[str, frozenset[str]]) -> None:
+        self.retired = {url: keys for url, keys in retired.items() if keys}
+
+    def __call__(self, sample: dict[str, Any]) -> bool:
+        return sample["__key__"] not in self.retired.get(sample.get("__url__", ""), ())
 
 
 def decode_member(name: str, data: bytes) -> Any:
@@ -101,6 +131,7 @@ def open_dataset(
     ``rank``/``world_size`` override the distributed split (default: torch.distributed/env).
     """
     urls = shard_paths(root)
+    live = _NotRetired(_live_shards(Path(root)))
     if resampled:
         # Each worker seeds its own draw (rank and worker enter the seed), so no split needed.
         stages: list = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
@@ -108,6 +139,8 @@ def open_dataset(
         stages = [wds.SimpleShardList(urls, seed=seed if shuffle else None)]
         stages += [_split_by_node(rank, world_size), wds.split_by_worker]
     stages.append(wds.tarfile_to_samples(handler=handler))
+    if live.retired:
+        stages.append(wds.select(live))
     if shuffle:
         stages.append(wds.shuffle(shuffle, initial=min(shuffle, 100), seed=seed))
     if decode:

@@ -104,7 +104,8 @@ def write_roams(root: Path, n: int, seed: int) -> Path:
         s = scene(rng)
         d = {
             "__key__": f"roam{seed}_{i:04d}",
-            "json": json.dumps({"caption": "a camera looks around"}).encode(),
+            "json": json.dumps({"caption": "a camera looks around", "layout": "multicam",
+                                "cameras": [f"cam{j:02d}" for j in range(CAMS)], "frames": FRAMES}).encode(),
             "scores.npy": npy(s["scores"].astype(np.float32)),
             "poses.npy": npy(s["poses"].astype(np.float32)),
         }
@@ -147,7 +148,8 @@ def _examples(root: Path, mode: str, seed: int):
     for i, s in enumerate(open_dataset(root)):
         e = multicam_example(s, cfg, np.random.default_rng([seed, i]))
         if e is not None:
-            out.append(e)
+            # The arms compare memory alone: no user video, no cameras (the experiment predates both).
+            out.append({k: v for k, v in e.items() if k not in ("user", "cams")})
     return out
 
 

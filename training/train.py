@@ -28,72 +28,87 @@ from training.config import TrainConfig, load_train_config
 CKPT_FILE = "state.pt"
 
 
-def build_objective(cfg: TrainConfig):
-    """(FlowObjective, LatentEncoder, text_fn) on CPU; weights from cfg.backbone."""
-    from models.memory_dit import MemoryDiT, MemoryDiTConfig
-    from models.wan_loader import load_wan
+def build_objective(cfg: TrainConfig, weights: bool = True):
+    """(FlowObjective, LatentEncoder, text_fn) on CPU; weights from cfg.backbone (one Wan expert, or Wan2.2's two).
+
+    ``weights=False``: the DiT is built on the meta device and no transformer weight file is read; such a rank gets
+    rank 0's weights when ``_wrap`` broadcasts them, so it never holds a full fp32 copy of its own.
+    """
+    from models.experts import build_dit
+    from models.memory_dit import MemoryDiTConfig
+    from models.wan_loader import load_wan_backbone
+    from training.loader import corpus_default
     from training.step import FlowObjective, LatentEncoder, StepConfig
     from training.text import make_text_encoder
 
-    tr, vae = load_wan(cfg.backbone, key="backbone")
-    n = len(tr.blocks)
+    wan = load_wan_backbone(cfg.backbone, key="backbone", weights=weights)
+    n = len(wan.experts[0].blocks)
     merge = tuple(b for b in cfg.merge_blocks if b < n)  # the papers' 10/20 of 30 do not exist in tiny backbones
     if cfg.merge_blocks and not merge:
         merge = (n // 2,)
-    dit = MemoryDiT(
-        tr,
-        MemoryDiTConfig(
-            merge_blocks=merge,
-            merge_stride=cfg.merge_stride,
-            merge_user=cfg.merge_user,
-            memory_level=cfg.memory_level,
-            camera=cfg.camera,
-            bank=cfg.bank,
-            gradient_checkpointing=cfg.gradient_checkpointing,
-        ),
+    dcfg = MemoryDiTConfig(
+        merge_blocks=merge,
+        merge_stride=cfg.merge_stride,
+        merge_user=cfg.merge_user,
+        memory_level=cfg.memory_level,
+        camera=corpus_default(cfg.camera, cfg.dataset, "multicam"),
+        bank=corpus_default(cfg.bank, cfg.dataset, "memento"),
+        gradient_checkpointing=cfg.gradient_checkpointing,
     )
+    dit = build_dit(wan.experts, dcfg, wan.boundary, seed=cfg.seed)  # on meta too without weights
     step = StepConfig(
         caption_dropout=cfg.caption_dropout,
         memory_noise=cfg.memory_noise,
         user_dropout=cfg.user_dropout,
         merge_range=tuple(cfg.merge_range),
         recon_weight=cfg.recon_weight,
+        merge_prob=cfg.merge_prob,
+        single_level_prob=cfg.single_level_prob,
     )
-    return FlowObjective(dit, step), LatentEncoder(vae), make_text_encoder(cfg.text_encoder, tr.config.text_dim)
+    text_dim = wan.experts[0].config.text_dim
+    return FlowObjective(dit, step), LatentEncoder(wan.vae), make_text_encoder(cfg.text_encoder, text_dim)
 
 
-def batches(cfg: TrainConfig, rank: int, world: int):
-    """Endless collated batches of training examples for this rank (resampled shards)."""
-    from training.data import open_dataset, read_index
-    from training.examples import ExampleConfig, example_builder
-    from training.step import collate
-
-    corpus = read_index(cfg.dataset).get("corpus", "")
-    build = example_builder(corpus)
-    ecfg = ExampleConfig(frames=cfg.frames, size=tuple(cfg.size), memory_k=cfg.memory_k, memory_mode=cfg.memory_mode)
-    rng = np.random.default_rng(cfg.seed * 1000 + rank)
-    ds = open_dataset(cfg.dataset, shuffle=cfg.shuffle, resampled=True, seed=cfg.seed + rank)
-    buf = []
-    for s in ds:
-        ex = build(s, ecfg, rng)
-        if ex is None:
-            continue
-        buf.append(ex)
-        if len(buf) == cfg.batch_size:
-            yield collate(buf)
-            buf = []
+def _bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    # auto: bf16 where it is fast (GPU); CPUs without bf16 units emulate it, and CPU runs are tests and smoke runs
+    return cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
 
 
-def _wrap(obj, cfg: TrainConfig, device: torch.device):
+def _wrap(obj, cfg: TrainConfig, device: torch.device, rank: int = 0, world: int = 1):
+    """FSDP2 shards or DDP replicas of ``obj``, every rank holding rank 0's weights.
+
+    Only rank 0 built ``obj`` with real weights (``build_objective``); on the other ranks it is on the meta
+    device and receives them here: FSDP2 broadcasts each full tensor and keeps this rank's shard, DDP's
+    constructor broadcasts parameters and buffers.
+    """
+    on_meta = rank != 0
     if cfg.strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
+        import torch.distributed as dist
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        obj.to(device)
-        for block in obj.dit.backbone.blocks:
-            fully_shard(block)
-        return fully_shard(obj)
+        from models.experts import backbones
+
+        full = {} if on_meta else obj.state_dict()  # references to rank 0's unsharded tensors, not copies
+        # bf16 gathers and compute; the sharded master weights and the gradient reduction stay fp32.
+        dtypes = {"param_dtype": torch.bfloat16, "reduce_dtype": torch.float32} if _bf16(cfg, device) else {}
+        for bb in backbones(obj.dit):  # each block is one unit: one expert's blocks are gathered at a time
+            for block in bb.blocks:
+                fully_shard(block, mp_policy=MixedPrecisionPolicy(**dtypes))
+        # The root's input is the raw batch: noise and loss math stay fp32, autocast casts at each matmul.
+        model = fully_shard(obj, mp_policy=MixedPrecisionPolicy(**dtypes, cast_forward_inputs=False))
+        if on_meta:
+            model.to_empty(device=device)
+        if world > 1:
+            opts = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+            set_model_state_dict(model, full, options=opts)
+            for buf in model.buffers():  # non-persistent buffers (Wan's RoPE tables) are in no state dict
+                dist.broadcast(buf, src=0)
+        return model
     import ray.train.torch as rtt
 
+    if on_meta:
+        obj.to_empty(device=device)  # uninitialised until DDP's constructor broadcasts rank 0's state
     # Merging, cameras and the bank are not used on every step: DDP must not wait for their grads.
     return rtt.prepare_model(obj, parallel_strategy_kwargs={"find_unused_parameters": True})
 
@@ -143,22 +158,27 @@ def train_worker(cfg: TrainConfig, rank: int, world: int, device: torch.device, 
     ``state``: a loaded checkpoint to resume from, or None. ``report(stats, ckpt)`` is called on every rank
     every step; ``ckpt`` is the checkpoint dict on rank 0 at checkpoint steps, else None.
     """
+    from models.experts import ExpertDiT
+    from training.loader import train_batches
     from training.step import encode_batch
 
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    obj, enc, text_fn = build_objective(cfg)
+    torch.manual_seed(cfg.seed)  # reproducible init of the new memory modules (rank 0's are broadcast)
+    # Only rank 0 reads the transformer weights (and a checkpoint's); _wrap hands them to the other ranks.
+    obj, enc, text_fn = build_objective(cfg, weights=rank == 0)
     enc.vae.to(device)
     start = 0
     if state is not None:
-        obj.dit.load_state_dict(state["model"])
         start = int(state["step"])
-    model = _wrap(obj, cfg, device)
+        if rank == 0:
+            obj.dit.load_state_dict(state["model"])
+    model = _wrap(obj, cfg, device, rank, world)
+    bf16 = _bf16(cfg, device)
     opt = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
     )
     if state is not None:
         _restore_optim(model, opt, state, cfg)
-    data = batches(cfg, rank, world)
+    data = train_batches(cfg, rank)
     fixed = encode_batch(next(data), enc, text_fn, device) if cfg.fixed_batch else None
     log = _log_path(cfg) if rank == 0 else None
     t0 = time.perf_counter()
@@ -166,7 +186,12 @@ def train_worker(cfg: TrainConfig, rank: int, world: int, device: torch.device, 
         z = fixed if fixed is not None else encode_batch(next(data), enc, text_fn, device)
         # Fixed batch: the same noise every step, so the loss curve measures fitting, not noise.
         g = torch.Generator().manual_seed(cfg.seed if fixed is not None else cfg.seed * 7919 + step * world + rank)
-        loss, stats = model(z, g)
+        if isinstance(obj.dit, ExpertDiT):
+            obj.dit.set_step(step)  # this step's expert is a function of the step: the same on every rank
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, stats = model(z, g)
+        if isinstance(obj.dit, ExpertDiT):
+            stats["routed"] = list(obj.dit.routed)  # [high-noise, low-noise] samples: per-expert loss curves
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -241,10 +266,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import ray
 
+    from pipelines.ray_runner import init_ray
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cfg = load_train_config(args.config, args.set)
     if not ray.is_initialized():
-        ray.init(address=args.ray_address, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+        # Same rule as the corpus builders: join only a named cluster, else a new Ray on 127.0.0.1 only.
+        init_ray(args.ray_address, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
     result = fit(cfg)
     print({k: v for k, v in (result.metrics or {}).items() if not k.startswith("_")})
     print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")

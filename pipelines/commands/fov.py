@@ -37,7 +37,7 @@ def _load(args: argparse.Namespace):
     k, w, h = s.arrays["intrinsics"].astype(np.float64), s.meta["width"], s.meta["height"]
     if args.layout == "multicam":
         names = s.meta["cameras"]
-        return names, [s.arrays[f"{c}_poses"].astype(np.float64) for c in names], k, w, h
+        return names, list(s.arrays["poses"].astype(np.float64)), k, w, h
     poses = s.arrays["poses"].astype(np.float64)
     starts = range(0, len(poses), args.segment)
     return [f"frames_{a}_{min(a + args.segment, len(poses))}" for a in starts], \

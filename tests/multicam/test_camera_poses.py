@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -23,16 +21,12 @@ from stages.camera_poses import (
     unreal_to_opencv,
 )
 
-REAL = Path("/work/shared/testdata/real/recammaster_camera_extrinsics.json")
-
 
 @pytest.fixture(scope="module")
-def real_poses():
-    if not REAL.exists():
-        pytest.skip(f"real ReCamMaster extrinsics not available at {REAL}")
+def real_poses(real_data):
     import json
 
-    rows = parse_recammaster(json.loads(REAL.read_text()))
+    rows = parse_recammaster(json.loads((real_data / "recammaster_camera_extrinsics.json").read_text()))
     return {c: unreal_to_opencv(r) for c, r in rows.items()}
 
 
@@ -109,9 +103,11 @@ def test_load_scene_recovers_generated_poses(demo_root):
     s = out["scene1"]
     assert not s.rejected, s.errors
     ref = truth["cam01"][0]
+    assert s.meta["cameras"] == sorted(truth) and s.arrays["poses"].shape == (len(truth), 21, 4, 4)
     for cam, p in truth.items():
-        assert np.allclose(s.arrays[f"{cam}_poses"], relative_to(p, ref), atol=1e-5)
-        assert np.allclose(s.arrays[f"{cam}_poses_self"][0], np.eye(4), atol=1e-6)
+        i = s.meta["cameras"].index(cam)
+        assert np.allclose(s.arrays["poses"][i], relative_to(p, ref), atol=1e-5)
+        assert np.allclose(s.arrays["poses_self"][i][0], np.eye(4), atol=1e-6)
         assert s.blobs[f"{cam}.mp4"][:12].find(b"ftyp") == 4
     assert s.arrays["intrinsics"][0, 0] == pytest.approx(24 / 23.76 * 32)
     assert s.meta["frames"] == 21 and s.meta["width"] == 32 and s.meta["focal_mm"] == 24.0

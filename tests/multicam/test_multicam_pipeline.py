@@ -36,9 +36,10 @@ def test_scene_scores_follow_the_cameras_directions(built):
     assert s.meta["videofov"]["topk"]["cam09"][0] == "cam10"
     assert not set(s.meta["videofov"]["topk"]["cam01"]) & {"cam09", "cam10"}
     # The reference camera's row is Alg. 1 on the stored bitsets (they share its first frame).
-    bits = np.stack([s.arrays[f"{c}_fov"] for c in cams])
+    bits = s.arrays["fov"]
     assert bits.shape == (10, 8100) and bits.dtype == np.uint8
-    _, row = rank_videos(s.arrays["cam01_fov"], bits)
+    assert s.arrays["poses"].shape == (10, 21, 4, 4) and s.arrays["poses_self"].shape == (10, 21, 4, 4)
+    _, row = rank_videos(bits[cams.index("cam01")], bits)
     assert np.max(np.abs(row - scores[cams.index("cam01")])) < 1e-6
 
 

@@ -178,35 +178,25 @@ def test_toy_corpus_report_numbers_match_manifest_and_empty_sections_are_left_ou
     assert main(["report", str(tmp_path / "nowhere")]) == 2
 
 
-def test_senorita_and_multicam_cards(tmp_path):
-    sen = Sample(id="pair1", source={"instruction": "make it snow"})
-    sen.blobs["source.mp4"] = sen.blobs["target.mp4"] = _video(SHOT_RGB[:2], per=8)
-    sen.blobs["target_extended.mp4"] = _video(SHOT_RGB, per=8)
-    sen.meta = {"instruction": "make it snow", "fps": FPS, "frames": 16, "extension": {"memory_frames": [16, 24]}}
-    sen.arrays["source_dino"] = np.zeros((2, 8), np.float32)
-    _write(tmp_path / "sen", "senorita_long", [sen])
+def test_senorita_and_multicam_cards(tmp_path, senorita_demo_dataset, multicam_demo_dataset):
+    """Cards for what the real pipelines wrote (the demo builds): copies, since the report writes beside them."""
+    shutil.copytree(senorita_demo_dataset, tmp_path / "sen")
     page = build_report(tmp_path / "sen").read_text()
-    assert "make it snow" in page and "s000_target_extended.jpg" in page and "source_dino" in page
+    assert "Turn the red ball blue." in page and "s000_target_extended.jpg" in page and "source_dino" in page
     assert "id='histograms'" in page and "hist_instruction.png" in page
 
-    cams = ["cam01", "cam02", "cam03"]
-    mc = Sample(id="scene1", source={"scene": "scene1"})
-    mc.meta = {"layout": "multicam", "cameras": cams, "fps": 15.0, "frames": 8, "width": 96, "height": 64,
-               "videofov": {"lam": 0.5, "topk": {c: [o for o in cams if o != c] for c in cams}}}
-    mc.arrays["scores"] = np.array([[1, .6, .2], [.6, 1, .4], [.2, .4, 1]], np.float32)
-    for k, c in enumerate(cams):
-        poses = np.tile(np.eye(4, dtype=np.float32), (8, 1, 1))
-        poses[:, 0, 3], poses[:, 2, 3] = np.linspace(0, 1, 8) + k, np.linspace(0, 2, 8)
-        mc.arrays[f"{c}_poses"] = poses
-        mc.blobs[f"{c}.mp4"] = _video([SHOT_RGB[k]], per=4)
-    _write(tmp_path / "mc", "multicam", [mc])
+    shutil.copytree(multicam_demo_dataset, tmp_path / "mc")
     index = build_report(tmp_path / "mc")
     srcs = _assert_images_ok(index)
-    assert {"s000_scores.png", "s000_paths.png", "s000_cameras.jpg"} <= set(srcs)
+    for kind in ("scores.png", "paths.png", "cameras.jpg"):  # the scene cards (the roam card has none)
+        assert sum(re.fullmatch(rf"s\d{{3}}_{kind}", x) is not None for x in srcs) == 2, (kind, srcs)
     assert "Top-k retrieval" in index.read_text()
 
 
-def test_odd_fields_cost_a_picture_not_the_report(tmp_path):
+def test_odd_fields_cost_a_picture_not_the_report(tmp_path, monkeypatch):
+    # Our writer refuses a sample off its corpus schema; a dataset from another tool or an older version may
+    # still hold one, so write it past that check and make sure the report survives it.
+    monkeypatch.setattr("pipelines.writer.check_sample", lambda *a: [])
     odd = Sample(id="odd1", source={})
     odd.blobs["clip.mp4"] = _video(SHOT_RGB[:1], per=8)
     odd.meta = {"fps": FPS, "frames": 8, "shots": [["a"]], "size": "640x360", "tracking": 5, "captions": ["x"],

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from training.config import load_train_config
-from training.synthetic import write_senorita
 
 pytestmark = pytest.mark.ray
 
@@ -30,10 +29,10 @@ def _steps(out: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in (out / name / "steps.jsonl").read_text().splitlines()]
 
 
-def test_two_worker_ddp_fits_fixed_batch_then_resumes(ray_local, tmp_path, tiny_wan_dir):
+def test_two_worker_ddp_fits_fixed_batch_then_resumes(ray_local, tmp_path, tiny_wan_dir, senorita_demo_dataset):
     from training.train import CKPT_FILE, fit
 
-    data = write_senorita(tmp_path / "data", n=4)
+    data = senorita_demo_dataset  # what the real pipeline wrote (tests/conftest.py)
     out = tmp_path / "runs"
     common = {
         "dataset": str(data),

@@ -5,11 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from training.data import open_dataset
-from training.examples import ExampleConfig, senorita_example
 from training.losses import drop_text, euler_sample, noisy
 from training.retrieval import choose, rank_segments
-from training.synthetic import write_senorita
 
 
 def test_flow_pair_and_euler_recover_x0():
@@ -42,21 +39,3 @@ def test_segment_ranking_puts_recent_first_then_similar():
     assert list(order) == [3, 0, 2, 1]
     assert choose("none", 3, 4, np.random.default_rng(0)) == []
     assert len(set(choose("random", 3, 4, np.random.default_rng(0)))) == 3
-
-
-def test_senorita_example_from_shards(tmp_path):
-    write_senorita(tmp_path, n=2)
-    s = next(iter(open_dataset(tmp_path)))
-    cfg = ExampleConfig(frames=9, size=(32, 32), memory_k=2)
-    ex = senorita_example(s, cfg, np.random.default_rng(0))
-    assert ex["target"].shape == ex["user"].shape == (3, 9, 32, 32)
-    assert len(ex["memory"]) == 2 and ex["memory"][0].shape == (3, 9, 32, 32)
-    assert -1.0 <= float(ex["target"].min()) and float(ex["target"].max()) <= 1.0
-    # the first memory is the segment adjacent to the target (recent-first), i.e. frames [9, 18)
-    adjacent = torch.from_numpy(s["target_extended.mp4"][9:18]).float()
-    got = (ex["memory"][0].permute(1, 2, 3, 0) + 1) * 127.5
-    want = torch.nn.functional.interpolate(
-        adjacent.permute(0, 3, 1, 2), size=(32, 32), mode="bilinear", antialias=True
-    ).permute(0, 2, 3, 1)
-    assert float((got - want).abs().mean()) < 1.0
-    assert senorita_example({"json": {}}, cfg, np.random.default_rng(0)) is None
