@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export YOLO_OFFLINE ?= 1
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: setup demo demo-memento demo-multicam report test bench soak experiment-memory lint clean
+.PHONY: setup demo demo-memento demo-multicam report test bench soak experiment-memory gpu-check lint clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,9 @@ soak: setup
 
 experiment-memory: setup
 	$(PY) -m training.experiment_memory
+
+gpu-check: setup  ## every model stage + training steps on one CUDA GPU, tiny random models; table in $$OUT or bench_out/
+	$(PY) scripts/gpu_check.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

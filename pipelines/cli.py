@@ -10,9 +10,25 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
+from pathlib import Path
 
 from pipelines import commands
+
+
+def version() -> str:
+    """The installed distribution's version; from pyproject.toml in a checkout that is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("memcorpus")
+    except metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        text = pyproject.read_text() if pyproject.is_file() else ""
+        project = re.search(r"^\[project\]$(.*?)(?=^\[|\Z)", text, re.MULTILINE | re.DOTALL)
+        found = re.search(r'^version\s*=\s*"([^"]+)"', project.group(1), re.MULTILINE) if project else None
+        return found.group(1) if found else "unknown"
 
 
 def _command_modules() -> dict[str, str]:
@@ -27,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     mods = _command_modules()
     parser = argparse.ArgumentParser(prog="memcorpus", description="Build, check and use long-video memory corpora.")
+    parser.add_argument("--version", action="version", version=f"memcorpus {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, modname in sorted(mods.items()):

@@ -2,7 +2,8 @@
 
 ``run_corpus`` is the whole life of a run: recover the dataset folder from any crash, skip
 inputs already built with the same stage versions (incremental refresh), stream the rest
-through the chosen runner into the one writer, fold the run's manifest, print the summary.
+through the chosen runner into the one writer, fold the run's manifest, rewrite the dataset
+card (README.md, pipelines/card.py), print the summary.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.card import write_card
 from pipelines.config import add_config_args, to_tree
 from pipelines.config import load_config as _load_config
 from pipelines.dataset import DatasetFolder
@@ -261,6 +263,7 @@ def _run_locked(folder: DatasetFolder, run: str, corpus: str, cfg: Any, inputs: 
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     folder.finish_run(run, record)
+    write_card(folder)  # README.md: what the folder holds now, from the live manifest
     print_summary(summary)
     if summary.too_many_retryable:
         log.error("%d of %d processed inputs failed for retryable reasons (more than run.max_retryable_fraction=%g):"
