@@ -62,10 +62,11 @@ def _mode(cfg: ExampleConfig, paper: str) -> str:
 
 def senorita_example(s: dict, cfg: ExampleConfig, rng: np.random.Generator) -> dict | None:
     """Memory-V2V long editing: target = the original target clip, user = the source clip, memory =
-    segments of the FramePack extension. memory-v2v §0.E.2.1 samples them at random from the extended
-    part; §0.E.2.2 gives the immediately preceding segment its own RoPE range, so memory[0] is always
-    the segment adjacent to the target (the paper does not say it is always drawn; we always include
-    it, since that slot exists for it). ``retrieved`` ranks the rest by DINOv2 (Alg. 2) instead."""
+    segments of the FramePack extension. ``paper``: memory-v2v §0.E.2.1 samples them at random from the
+    extended part, and §0.E.2.2 gives the immediately preceding segment its own RoPE range, so memory[0]
+    is the segment adjacent to the target (the paper does not say it is always drawn; we always include
+    it, since that slot exists for it) and the rest are random. ``retrieved``: Alg. 2 (most recent first,
+    then by DINOv2 similarity to the source); ``random``: segments at random, none forced (an ablation)."""
     meta = s.get("json") or {}
     src, tgt, ext = s.get("source.mp4"), s.get("target.mp4"), s.get("target_extended.mp4")
     if src is None or tgt is None or ext is None:
@@ -73,20 +74,20 @@ def senorita_example(s: dict, cfg: ExampleConfig, rng: np.random.Generator) -> d
     lo, hi = (meta.get("extension") or {}).get("memory_frames", [len(tgt), len(ext)])
     spans = sorted((int(a), int(b)) for a, b in (meta.get("segments") or {}).get("target", []))
     spans = [(a, b) for a, b in spans if lo <= a < b <= min(hi, len(ext))]  # rows of target_dino, in time order
-    mode = _mode(cfg, "random")
     pick: list[int] = []
-    if spans and mode != "none" and cfg.memory_k:
-        rest = list(range(1, len(spans)))
-        if mode == "retrieved":
+    if spans and cfg.memory_mode != "none" and cfg.memory_k:
+        if cfg.memory_mode == "retrieved":
             descs, query = s.get("target_dino.npy"), s.get("source_dino.npy")
             if descs is None or query is None or len(descs) != len(spans):
                 return None  # no index to retrieve from: not a retrieval example
             order, _ = rank_segments(np.asarray(query).mean(0), np.asarray(descs)[::-1], enforce_recent_first=True)
-            ranked = [len(spans) - 1 - int(i) for i in order]  # back to time order: 0 = adjacent
-            rest = [i for i in ranked if i != 0]
+            pick = [len(spans) - 1 - int(i) for i in order]  # back to time order: 0 = adjacent, ranked first
+        elif cfg.memory_mode == "random":
+            pick = [int(i) for i in rng.permutation(len(spans))]
         else:
-            rng.shuffle(rest)
-        pick = [0, *rest][: cfg.memory_k]
+            rest = [int(i) for i in rng.permutation(np.arange(1, len(spans)))]
+            pick = [0, *rest]
+        pick = pick[: cfg.memory_k]
     mf = cfg.memory_frames or cfg.frames
     return {
         "kind": "senorita",

@@ -1,7 +1,7 @@
 """Item 8, code execution from weights: pickled YOLO weights load only with an explicit trust flag.
 
 No real weights: the refusal happens before any file is read, and the trusted path is followed
-to ultralytics' loader, which is replaced by a stub that records what it was given.
+to ultralytics' loader, which the test replaces with a recorder of what it was given.
 """
 
 from __future__ import annotations

@@ -46,9 +46,15 @@ def test_senorita_memory_is_adjacent_segment_then_random_extension_segments(seno
             assert idx[0] == 0 and len(set(idx)) == len(idx)  # adjacent first (§0.E.2.2), then distinct segments
             picks.add(tuple(idx[1:]))
         assert len(picks) > 1  # §0.E.2.1: the rest are drawn at random from the extension
-        none = build_example(s, "senorita_long", ExampleConfig(frames=9, size=(48, 64), memory_mode="none"),
-                             np.random.default_rng(0))
-        assert none["memory"] == []
+        mode = lambda m, seed, s=s: build_example(
+            s, "senorita_long", ExampleConfig(frames=9, size=(48, 64), memory_mode=m), np.random.default_rng(seed))
+        assert mode("none", 0)["memory"] == []
+        # Alg. 2 at load time: the adjacent segment first, then by DINOv2 similarity; no randomness.
+        retrieved = [[next(i for i, c in enumerate(clips) if _same(m, c)) for m in mode("retrieved", k)["memory"]]
+                     for k in range(3)]
+        assert retrieved[0][0] == 0 and retrieved[0] == retrieved[1] == retrieved[2]
+        firsts = {next(i for i, c in enumerate(clips) if _same(mode("random", k)["memory"][0], c)) for k in range(8)}
+        assert firsts != {0}  # the random ablation forces no segment
 
 
 def test_multicam_memory_follows_stored_videofov_ranking_with_every_camera(multicam_demo_dataset):
