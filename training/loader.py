@@ -119,7 +119,8 @@ def train_check(dataset: str, n: int = 16, cfg: ExampleConfig | None = None, see
     ok = bool(kinds) and all(v >= n for v in cond.values()) and all(v >= n for v in counts.values())
     return {
         "corpus": names[0] if len(names) == 1 else names,
-        "examples": counts[names[0]] if len(names) == 1 else counts,
+        "examples": min(counts.values(), default=0),  # of every kind the dataset holds
+        "examples_per_kind": counts,
         "conditioning": cond,
         "samples_read": stats["samples"], "samples_skipped": stats["skipped"],
         "examples_per_s": round(sum(counts.values()) / max(secs, 1e-9), 2),

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        print(f"corpus {res['corpus']}: {res['examples']} examples ({res['examples_per_s']} /s), "
+        print(f"corpus {res['corpus']}: {res['examples_per_kind']} examples ({res['examples_per_s']} /s), "
               f"{res['samples_skipped']} of {res['samples_read']} samples unusable")
         for key, c in res["conditioning"].items():
             print(f"  {'ok  ' if c >= args.n else 'FAIL'} {key}: {c}/{args.n}")

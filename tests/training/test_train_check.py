@@ -28,7 +28,8 @@ def test_train_check_reports_every_key_at_n(fixture, request, capsys):
     code, res = _check(capsys, request.getfixturevalue(fixture))
     assert res["corpus"] == corpus
     assert res["conditioning"] == dict.fromkeys(keys, N) and code == 0
-    assert res["examples"] == (dict.fromkeys(corpus, N) if isinstance(corpus, list) else N)
+    assert res["examples"] == N and res["examples_per_kind"] == dict.fromkeys(corpus if isinstance(corpus, list)
+                                                                             else [corpus], N)
     assert res["samples_skipped"] == 0 and res["examples_per_s"] > 0
 
 
