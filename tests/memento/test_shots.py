@@ -154,3 +154,10 @@ def test_incomplete_chunked_scan_falls_back_to_one_piece(hard_film, monkeypatch,
     res = ContentDetector(min_chunk_frames=40).detect(path)
     assert res.cuts == expected and res.frames == truth["frames"]
     assert "scanning in one piece" in caplog.text
+
+
+def test_cut_f1_scores_an_empty_prediction_on_a_cut_free_clip_as_perfect():
+    assert cut_f1([], []) == 1.0
+    assert cut_f1([], [10]) == 0.0 and cut_f1([10], []) == 0.0
+    assert cut_f1([11], [10]) == 1.0 and cut_f1([13], [10]) == 0.0  # within / beyond the 2-frame tolerance
+    assert cut_f1([10, 40], [10]) == pytest.approx(2 / 3)
