@@ -6,7 +6,6 @@ import copy
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from pipelines.verify import verify
+from tests.spine.ray_head import stop_head
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,12 +63,7 @@ def ray_head(tmp_path_factory):
         _wait_for_dashboard(ray, f"http://127.0.0.1:{dash}", env, head)
         yield {"env": env, "dashboard": f"http://127.0.0.1:{dash}", "ray": ray}
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        stop_head(head)
 
 
 def _submit(cmd: list[str], env: dict, tries: int = 30) -> subprocess.CompletedProcess:

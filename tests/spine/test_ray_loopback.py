@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.spine.ray_head import stop_head
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,9 +103,4 @@ def test_ray_loopback_default_run_does_not_join_a_ray_start_cluster():
         assert out["done"] == 3 and out["info"] == {"address": "local", "embedded": True}
         assert not out["gcs"].endswith(f":{port}"), out["gcs"]
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        stop_head(head)
