@@ -60,6 +60,8 @@ class Film:
     rotation: int = 0  # stored sideways with a display matrix, like phone video (decodes upright)
     vfr: bool = False  # frame durations alternate 0.5x / 1.5x of 1/fps (same mean rate)
     people: float = 0.0  # height of the real-person patch (pipelines/demo_people) in every shot / picture height; 0: none
+    watermark: bool = False  # a half-transparent "PREVIEW" in the top-left corner, all film long
+    copyright: bool = False  # a small centred copyright line at the bottom, all film long (subtitles sit above it)
 
 
 @lru_cache(maxsize=8)
@@ -213,6 +215,10 @@ def render_film(path: str | Path, film: Film) -> dict:
         for k, s0 in enumerate(range(int(film.fps // 2), max(total - int(film.fps), 1), step)):
             events.append({"start": s0, "end": min(s0 + int(step * 0.8), total - 1), "text": PHRASES[k % len(PHRASES)]})
     logo = _text_layer("CH7", max(12, H // 20)) if film.logo else None
+    mark = _text_layer("PREVIEW", max(12, H // 20)) if film.watermark else None
+    mark = mark and (mark[0], mark[1] * 0.6)
+    notice = _text_layer("(c) 2026 Northwind Pictures", max(10, H // 32)) if film.copyright else None
+    lift = notice[1].shape[0] + int(ah * 0.03) if notice is not None else 0  # subtitles above the notice
 
     sideways = film.rotation in (90, 270)
     writer = Mp4Writer(film.fps, H if sideways else W, W if sideways else H, crf=20, preset="veryfast",
@@ -245,20 +251,30 @@ def render_film(path: str | Path, film: Film) -> dict:
         if logo is not None:
             lw, lh = logo[1].shape[1], logo[1].shape[0]
             truth["logo_box"] = _paste(canvas, logo, W - lw - W // 40, lb + ah // 30)
+        if mark is not None:
+            truth["watermark_box"] = _paste(canvas, mark, W // 40, lb + ah // 30)
+        if notice is not None:
+            nw, nh = notice[1].shape[1], notice[1].shape[0]
+            truth["copyright_box"] = _paste(canvas, notice, (W - nw) // 2, lb + ah - nh - int(ah * 0.015))
         while ev < len(events) and events[ev]["end"] < f:
             ev += 1
         if ev < len(events) and events[ev]["start"] <= f:
             layer = _text_layer(events[ev]["text"], sub_size)
             lw, lh = layer[1].shape[1], layer[1].shape[0]
-            y = lb + int(ah * 0.05) if film.subtitles_on_top else lb + ah - lh - int(ah * 0.05)
+            y = lb + int(ah * 0.05) if film.subtitles_on_top else lb + ah - lh - int(ah * 0.05) - lift
             events[ev]["box"] = _paste(canvas, layer, (W - lw) // 2, y)
+            rows = np.flatnonzero(layer[1][..., 0].max(axis=1) > 0.5)  # the letters' rows (with outline)
+            events[ev]["ink_rows"] = [y + int(rows[0]), y + int(rows[-1]) + 1]
         stored = np.rot90(canvas, -(film.rotation // 90)) if film.rotation else canvas  # clockwise
         writer.write(stored, float(times[f]) if film.vfr else None)
     Path(path).write_bytes(writer.close())
     truth["frames"] = total
+    truth["overlays"] = [truth[k] for k in ("logo_box", "watermark_box", "copyright_box") if k in truth]
     truth["subtitle_events"] = [e for e in events if "box" in e]
     boxes = [e["box"] for e in truth["subtitle_events"]]
     truth["band"] = [min(b[1] for b in boxes), max(b[3] for b in boxes)] if boxes else None
+    ink = [e["ink_rows"] for e in truth["subtitle_events"]]
+    truth["ink_band"] = [min(r[0] for r in ink), max(r[1] for r in ink)] if ink else None
     return truth
 
 

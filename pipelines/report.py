@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipelines import report_plots as plots
 from pipelines.names import safe_name
-from pipelines.report_data import DatasetView, load_view, measures, sample_media
+from pipelines.report_data import DatasetView, load_view, measures, overlay_counts, sample_media
 from pipelines.report_samples import SampleCard, figure
 from pipelines.report_style import CSS
 
@@ -128,6 +128,11 @@ def _overview(view: DatasetView) -> str:
         _stat("shards", c["shards"], "shards"), _stat("bytes", _human(c["bytes"]), "in shards"),
         _stat("runs", c["runs"], "runs"),
     ]
+    ov = overlay_counts(view)
+    if ov["overlays"] or ov["overlay_rejects"]:  # logos/watermarks a model would learn to draw
+        stats += [_stat("overlays", ov["overlays"], f"overlays found ({ov['overlays_cut']} cropped away)"),
+                  _stat("overlays_kept", ov["overlays_kept"] + ov["overlay_rejects"],
+                        "overlays left in (flagged overlay_kept)", "bad" if ov["overlays_kept"] + ov["overlay_rejects"] else "")]
     note = ""
     if c["inputs"] != c["accepted"] + c["rejected"]:
         note = "<p class='warn'>inputs ≠ accepted + rejected: run <code>memcorpus verify</code>.</p>"

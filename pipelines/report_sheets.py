@@ -71,8 +71,10 @@ def pick_frames(video: bytes, n: int, width: int, total: int = 0) -> tuple[list[
 
 def contact_sheet(video: bytes, out: Path, n: int = 12, cols: int = 6, fps: float = 0.0, total: int = 0,
                   segments: list[Segment] | None = None, marks: list[Mark] | None = None,
-                  ranges: list[tuple[int, int]] | None = None, ranges_label: str = "", thumb_w: int = 160) -> str:
-    """Draw the sheet into ``out`` (JPEG) and return its file name. ``ranges`` are e.g. subtitle events."""
+                  ranges: list[tuple[int, int]] | None = None, ranges_label: str = "", thumb_w: int = 160,
+                  boxes: list[list[float]] | None = None) -> str:
+    """Draw the sheet into ``out`` (JPEG) and return its file name. ``ranges`` are e.g. subtitle events;
+    ``boxes`` (fractions of the frame, x0 y0 x1 y1) are outlined on every thumbnail, e.g. overlays left in."""
     segments, marks, ranges = segments or [], marks or [], ranges or []
     idx, imgs, total = pick_frames(video, n, thumb_w, total)
     th = imgs[0].shape[0]
@@ -90,6 +92,10 @@ def contact_sheet(video: bytes, out: Path, n: int = 12, cols: int = 6, fps: floa
         color = segments[seg_at[k]].color if seg_at[k] is not None else "#cbd2d9"
         d.rectangle([x, y, x + thumb_w - 1, y + band - 1], fill=color)
         sheet.paste(Image.fromarray(img), (x, y + band))
+        for b in boxes or []:
+            w, h = img.shape[1], img.shape[0]
+            d.rectangle([x + b[0] * w, y + band + b[1] * h, x + b[2] * w - 1, y + band + b[3] * h - 1],
+                        outline="#f3a712", width=2)
         t = f" · {i / fps:.1f}s" if fps > 0 else ""
         d.text((x + 2, y + band + th + 3), f"#{i}{t}", fill=INK, font=font(14, bold=True))
         if seg_at[k] is not None:

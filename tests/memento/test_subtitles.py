@@ -8,7 +8,7 @@ import pytest
 
 from models.ocr import make_text_detector
 from pipelines.cli import main as cli_main
-from stages.subtitles import SubtitleFinder, crop_without_band
+from stages.subtitles import crop_without_band, make_finder
 
 
 def iou_1d(a, b) -> float:
@@ -32,7 +32,7 @@ def contains_centre(box, truth) -> bool:
 
 @pytest.fixture(scope="module")
 def finder():
-    return SubtitleFinder(make_text_detector("rapidocr"))
+    return make_finder()
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,10 @@ def test_cli_json_format(hard_film, capsys):
     path, truth = hard_film
     assert cli_main(["subtitles", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"band", "events", "overlays", "crop", "kept_fraction"}
-    assert set(out["events"][0]) == {"start", "end", "box"} and len(out["crop"]) == 4
+    # Compatible: the first format's fields all stay (fields are only ever added).
+    assert {"band", "events", "overlays", "crop", "kept_fraction"} <= set(out) and out["overlay_kept"] == 0
+    assert {"start", "end", "box"} <= set(out["events"][0]) and len(out["crop"]) == 4
+    assert {"start", "end", "box", "kept"} <= set(out["overlays"][0]) and out["overlays"][0]["kept"] is False
     assert out["crop"][3] <= truth["band"][0] and 0 < out["kept_fraction"] < 1
     logo, crop = truth["logo_box"], out["crop"]
     assert crop[2] <= logo[0] or crop[1] >= logo[3], "the corner logo must be cut off too"
