@@ -1,8 +1,9 @@
 """VideoFOV and roam co-visibility against the straightforward numpy Alg. 1 (benchmarks/reference_fov.py).
 
-    .venv/bin/python benchmarks/bench_fov.py [--quick]
+    .venv/bin/python benchmarks/bench_fov.py [--quick] [--radius-only]
 
-Rows: scores identical to the reference (max |diff|), one 81-frame video's FOV and scoring
+First the sphere radius of Alg. 1 (issue 14): fixed 1 m vs models/fov_radius.py, on a converging ring,
+two cameras on one axis, and the real ReCamMaster trajectories. Then: scores identical to the reference (max |diff|), one 81-frame video's FOV and scoring
 10,000 cached videos on one pinned core, and a 7,601-frame roam's co-visibility on 2 threads
 (in a child process, so its peak memory is its own). Trajectories: the ten real ReCamMaster
 ones vendored in tests/data/real, else generated pans/tilts/dollies/arcs.
@@ -11,6 +12,7 @@ ones vendored in tests/data/real, else generated pans/tilts/dollies/arcs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -103,17 +105,90 @@ def covis_child(frames: int, method: str) -> None:
                       "csr_kb": sum(a.nbytes for a in csr.values()) / 1024}))
 
 
+def _look_at(c: np.ndarray, target: np.ndarray) -> np.ndarray:
+    z = (target - c) / np.linalg.norm(target - c)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    p = np.eye(4)
+    p[:3, 0], p[:3, 1], p[:3, 2], p[:3, 3] = x, np.cross(z, x), z, c
+    return p
+
+
+def _radius_figures(trajs: list[np.ndarray], k, w: int, h: int, radii: np.ndarray, angles: list[list[int]] | None):
+    """Zero-score pairs, mean |S - S^T| and (for rigs with known angle order) the rows ordered by angle."""
+    s = fov.score_matrix(trajs, [k] * len(trajs), w, h, radii=radii)
+    off = ~np.eye(len(trajs), dtype=bool)
+    zero = f"{(s[off] == 0).mean():.0%}"
+    asym = f"{np.abs(s - s.T)[off].mean():.2f}"
+    if angles is None:
+        return s, [zero, asym, "-"]
+    mono = [all(s[i, a] > s[i, b] for a, b in itertools.pairwise(row)) for i, row in enumerate(angles)]
+    return s, [zero, asym, f"{sum(mono)}/{len(mono)}"]
+
+
+def radius_rows(real: list[np.ndarray] | None) -> list[list[str]]:
+    """Issue 14: Alg. 1's sphere radius fixed at 1 m vs the scene-adaptive one (models/fov_radius.py)."""
+    from models.fov_radius import camera_radii
+
+    rows = []
+    k64 = fov.intrinsics(52.67, 256, 256)
+    subject = np.array([0.0, 0.0, 1.5])
+    ring = [np.stack([_look_at(subject + 3.0 * np.array([np.cos(a), np.sin(a), 0]), subject)] * 3)
+            for a in 2 * np.pi * np.arange(12) / 12]
+    order = [[(i + d) % 12 for d in range(7)] for i in range(12)]  # 0, 30, ..., 180 degrees away
+    t0 = time.perf_counter()
+    auto, _ = camera_radii(ring)
+    cost = time.perf_counter() - t0
+    for name, radii in (("1 m (before)", np.ones(12)), (f"auto {auto.mean():.2f} m", auto)):
+        rows.append(["12-camera ring, subject 3 m away, 52.67 deg", name, *_radius_figures(ring, k64, 256, 256, radii,
+                                                                                              order)[1]])
+    far = np.stack([_look_at(subject + np.array([6.0, 0, 0]), subject)] * 3)  # behind ring camera 0, same axis
+    coax = [*ring[::3], far]
+    auto, _ = camera_radii(coax)
+    for name, radii in (("1 m (before)", np.ones(5)), ("auto", auto)):
+        s = fov.score_matrix(coax, [k64] * 5, 256, 256, radii=radii)
+        zeros = int(s[0, 4] == 0) + int(s[4, 0] == 0)
+        rows.append(["same axis: camera at 3 m vs 6 m from the subject", name, f"{zeros} of 2 directions zero",
+                     f"{abs(s[0, 4] - s[4, 0]):.2f}", f"near->far {s[0, 4]:.2f}, far->near {s[4, 0]:.2f}"])
+    if real is not None:
+        kr = intrinsics_from_focal(24.0, 1280, 1280)
+        ref0 = real[0][0]
+        rel = [fov.relative_to(p, ref0) for p in real]
+        auto, _ = camera_radii(rel)
+        for name, radii in (("1 m (before)", np.ones(10)), (f"auto {auto.min():.1f}-{auto.max():.1f} m", auto)):
+            s, figs = _radius_figures(rel, kr, 1280, 1280, radii, None)
+            rows.append(["real ReCamMaster, 10 trajectories", name, *figs[:2],
+                         f"cam01 vs cam06 (dolly out): {s[0, 5]:.2f} / {s[5, 0]:.2f}"])
+        fr = [0, 27, 54, 80]
+        arc = [rel[8][[f]] for f in fr[::-1]] + [rel[9][[f]] for f in fr[1:]]  # -30..+30 degrees around ~4 m
+        arc_order = [[*range(i, 7)] for i in range(7)]  # each row: scores must fall going right of the target
+        auto, _ = camera_radii(arc)
+        for name, radii in (("1 m (before)", np.ones(7)), (f"auto {auto.mean():.2f} m", auto)):
+            rows.append(["real ReCamMaster arcs as a rig: 7 views, -30..+30 deg", name,
+                         *_radius_figures(arc, kr, 1280, 1280, radii, arc_order[:6])[1]])
+    rows.append(["cost of the auto radius (12 cameras)", "-", f"{1e3 * cost:.1f} ms", "-", "-"])
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--radius-only", action="store_true", help="only the sphere-radius figures (issue 14)")
     ap.add_argument("--covis-child", nargs=2, metavar=("FRAMES", "METHOD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.covis_child:
         covis_child(int(args.covis_child[0]), args.covis_child[1])
         return 0
+    what, trajs = trajectories()
+    report("fov_radius", f"VideoFOV sphere radius: fixed 1 m vs scene-adaptive ({what})",
+           ["scene", "radius", "zero-score pairs", "mean abs(S - S^T)", "rows ordered by angle / notes"],
+           radius_rows(trajs if what.startswith("real") else None),
+           "Zero-score pairs: off-diagonal scores exactly 0. Rows ordered by angle: targets whose scores fall "
+           "strictly as the other camera's angle grows. Images 256 px (ring) and 1280 px (ReCamMaster).")
+    if args.radius_only:
+        return 0
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # "on one core"
-    what, trajs = trajectories()
     w = h = 1280
     k = intrinsics_from_focal(24.0, w, h)
     repeat = 2 if args.quick else 5

@@ -83,6 +83,40 @@ class HogPeopleDetector:
         return Detections(xyxy, conf, np.zeros(len(conf), np.float32)).scaled(1.0 / f)
 
 
+@dataclass(frozen=True)
+class PersonShape:
+    """Which boxes can be a person worth following: tall, of a person's size, and whole.
+
+    Both detectors fire on scenery: HOG's 1:2 window on storefronts, shelves and the blurred side bars
+    of phone video, YOLO on posters. Those boxes are often cut by the frame edge (a window that
+    reaches past the picture) or far taller than anyone in the scene could be. A box touching the
+    left, right or top edge is dropped (a person half out of the picture is a poor reconstruction
+    target anyway); the bottom edge is allowed, since medium shots cut people at the knees.
+    """
+
+    min_aspect: float = 1.2  # height / width: standing or sitting people are taller than wide
+    max_aspect: float = 4.5
+    min_height: float = 0.08  # box height / frame height
+    max_height: float = 0.95
+    edge_margin: float = 0.005  # of the frame size: closer to the left/right/top edge counts as touching
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_aspect < self.max_aspect or not 0 <= self.min_height < self.max_height <= 1:
+            raise ValueError(f"PersonShape needs 0 < min_aspect < max_aspect and 0 <= min_height < max_height <= 1,"
+                             f" got {self}")
+
+    def keep(self, dets: Detections, width: int, height: int) -> np.ndarray:
+        """(N,) bool: the boxes that pass."""
+        x0, y0, x1, y1 = dets.xyxy.T
+        w, h = x1 - x0, y1 - y0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            aspect = h / w
+        mx, my = self.edge_margin * width, self.edge_margin * height
+        whole = (x0 > mx) & (x1 < width - mx) & (y0 > my)
+        sized = (h >= self.min_height * height) & (h <= self.max_height * height)
+        return whole & sized & (aspect >= self.min_aspect) & (aspect <= self.max_aspect)
+
+
 SAFE_WEIGHTS = (".onnx",)  # read by onnxruntime (metadata via ast.literal_eval): data, not code
 
 

@@ -269,20 +269,27 @@ def retrieve(
 
 
 def score_matrix(
-    trajs: list[np.ndarray], ks: list[np.ndarray], width: int, height: int, lam: float = 0.5, **grid,
+    trajs: list[np.ndarray], ks: list[np.ndarray], width: int, height: int, lam: float = 0.5,
+    radii: np.ndarray | None = None, **grid,
 ) -> np.ndarray:
     """``S[i, j]`` = Alg. 1 score of video j for target i, each row relative to target i's first frame.
 
-    Targets that share their first pose (as ReCamMaster's trajectories do) share one set of FOVs.
+    ``radii`` gives each target its own sphere radius (models/fov_radius.py); None: ``grid["radius"]``
+    for all. Targets that share their first pose and radius (as ReCamMaster's trajectories do) share
+    one set of FOVs.
     """
     n = len(trajs)
+    if radii is not None and len(radii) != n:
+        raise ValueError(f"radii must give one radius per video ({n}), got {len(radii)}")
     scores = np.zeros((n, n), np.float64)
-    done: list[tuple[np.ndarray, np.ndarray]] = []
+    done: list[tuple[np.ndarray, float, np.ndarray]] = []
     for i in range(n):
         ref = np.asarray(trajs[i], np.float64)[0]
-        bits = next((b for r, b in done if np.array_equal(r, ref)), None)
+        g = grid if radii is None else {**grid, "radius": float(radii[i])}
+        r = g.get("radius", 1.0)
+        bits = next((b for rp, rr, b in done if rr == r and np.array_equal(rp, ref)), None)
         if bits is None:
-            bits = np.stack([video_fov(relative_to(p, ref), kk, width, height, **grid) for p, kk in zip(trajs, ks)])
-            done.append((ref, bits))
+            bits = np.stack([video_fov(relative_to(p, ref), kk, width, height, **g) for p, kk in zip(trajs, ks)])
+            done.append((ref, r, bits))
         scores[i] = fov_scores(bits[i], bits, lam)
     return scores

@@ -54,6 +54,28 @@ def first_frame(video: bytes, width: int = 0) -> np.ndarray:
     raise DecodeError("no_frames", "no first frame")
 
 
+def _num(v, fmt: str) -> str:
+    """A tracking figure for the table; '-' for samples written before it was recorded."""
+    return format(float(v), fmt) if isinstance(v, (int, float)) else "-"
+
+
+def overlays_in_clip(meta: dict) -> list[list[float]]:
+    """Overlays the crop kept, as fractions of the clip frame (the clip is the crop, scaled)."""
+    crop = meta.get("crop")
+    ovs = (meta.get("subtitles") or {}).get("overlays") or []
+    if not (isinstance(crop, list) and len(crop) == 4) or crop[2] <= crop[0] or crop[3] <= crop[1]:
+        return []
+    x0, y0, x1, y1 = crop
+    out = []
+    for o in ovs:
+        b = o.get("box") if isinstance(o, dict) else None
+        if not (isinstance(b, list) and len(b) == 4) or b[2] <= x0 or b[0] >= x1 or b[3] <= y0 or b[1] >= y1:
+            continue
+        out.append([max(0.0, (b[0] - x0) / (x1 - x0)), max(0.0, (b[1] - y0) / (y1 - y0)),
+                    min(1.0, (b[2] - x0) / (x1 - x0)), min(1.0, (b[3] - y0) / (y1 - y0))])
+    return out
+
+
 def _jpg(data: bytes) -> np.ndarray | None:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return None if img is None else img[..., ::-1].copy()
@@ -106,11 +128,15 @@ class SampleCard:
         recon = track.get("recon_frames") or []
         marks = [Mark(int(r["frame"]), f"recon {k}", "#f3a712") for k, r in enumerate(recon)]
         subs = (m.get("subtitles") or {}).get("events") or []
+        left_in = overlays_in_clip(m)
         sheet = contact_sheet(clip, self.path("clip", "jpg"), n=self.frames, fps=float(m.get("fps") or 0),
                               total=int(m.get("frames") or 0), segments=shot_segments(m), marks=marks,
-                              ranges=[(e["start"], e["end"]) for e in subs], ranges_label="subtitles (removed)")
+                              ranges=[(e["start"], e["end"]) for e in subs], ranges_label="subtitles (removed)",
+                              boxes=left_in)
         left = figure(sheet, f"contact sheet of {self.key}", "Evenly spaced frames; colour = shot, red bar = cut. "
-                      "Timeline: shots to scale, ▾ thumbnails, ▴ reconstruction frames.")
+                      "Timeline: shots to scale, ▾ thumbnails, ▴ reconstruction frames."
+                      + (f" Orange boxes: {len(left_in)} static overlay(s) left in the clip (overlay_kept)."
+                         if left_in else ""))
         right = self._captions()
         if isinstance(m.get("crop"), list) and isinstance(m.get("size"), list):
             st = m.get("subtitles") or {}
@@ -119,8 +145,9 @@ class SampleCard:
                                 width=340)
             legend = f"{m['crop']} of {m['size'][0]}×{m['size'][1]}: teal = kept, hatched = cut away"
             if st:
+                kept = sum(1 for o in st.get("overlays", []) if isinstance(o, dict) and o.get("kept"))
                 legend += (f", red = subtitle band and {len(st.get('events', []))} subtitle boxes, orange = "
-                           f"{len(st.get('overlays', []))} overlays")
+                           f"{len(st.get('overlays', []))} overlays ({kept} left in the crop)")
             right += "<h4>Crop</h4>" + figure(diag, "crop rectangle", legend + ".")
         right += self._quality()
         return f'<div class="split"><div>{left}</div><div>{right}</div></div>' + self._tracking(track)
@@ -171,12 +198,17 @@ class SampleCard:
         rows = "".join(
             f"<tr class='{'primary' if t.get('id') == track.get('primary') else ''}'><td>{esc(str(t.get('id')))}</td>"
             f"<td>{t.get('frames')}</td><td>{float(t.get('mean_area', 0)):.1%}</td>"
+            f"<td>{_num(t.get('mean_conf'), '.2f')}</td><td>{_num(t.get('coverage'), '.0%')}</td>"
             f"<td>{esc(', '.join(str(s + 1) for s in t.get('shots', [])))}</td></tr>"
             for t in track.get("tracks", [])
         )
         table = (f"<table class='tracks'><tr><th>subject</th><th>frames seen</th><th>mean box area</th>"
-                 f"<th>shots</th></tr>{rows}</table>") if rows else "<p class='muted'>Nobody was tracked.</p>"
-        return (f"<h4>Tracked subjects <span class='muted'>(primary: {esc(str(track.get('primary')))}; "
+                 f"<th>mean score</th><th>coverage</th><th>shots</th></tr>{rows}</table>"
+                 ) if rows else "<p class='muted'>Nobody was tracked.</p>"
+        primary = track.get("primary")
+        chosen = (f"primary: subject {esc(str(primary))}" if primary is not None else
+                  "no credible subject: reconstruction frames absent")
+        return (f"<h4>Tracked subjects <span class='muted'>({chosen}; "
                 f"detector {esc(str(track.get('detector', '?')))})</span></h4>"
                 f"<div class='row'>{''.join(figs)}<div>{table}</div></div>")
 

@@ -5,6 +5,12 @@ largest become reconstruction targets. ByteTrack associates by box overlap only,
 nothing across a cut, so the tracker is restarted at every shot boundary and the per-shot tracks
 are then linked into identities by colour appearance (a person re-entering, or the same person
 in the next shot). The primary subject is the identity with the largest presence x mean area.
+
+Detectors fire on scenery too (HOG named a storefront the subject of a crowded street,
+tests/data/real/street_people_1920x1080.mp4), so boxes of no person's shape or size, or cut by
+the frame edge, are dropped before tracking (models.detectors.PersonShape), and only a credible
+identity can be primary: long enough, confidently detected, steadily tracked (``summarise``).
+With none, the sequence reports no primary and no reconstruction frames.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from models.detectors import Detections, check_weights, make_detector
+from models.detectors import Detections, PersonShape, check_weights, make_detector
 from stages.base import Resources, Sample, Stage
 from stages.video import DecodeError, iter_frames
 
@@ -36,6 +42,7 @@ class Obs:
     box: np.ndarray  # (4,) xyxy in clip pixels (the clip is cropped and scaled: meta["crop"], meta["clip_size"])
     area: float  # box area / frame area
     hist: np.ndarray  # (H*S,) normalised hue-saturation histogram of the box
+    conf: float = 1.0  # the detector's score of the box ByteTrack matched
     rank: float = -1.0  # area smoothed over neighbouring frames (set by smooth_areas); -1: use area
 
 
@@ -135,8 +142,14 @@ def choose_recon(cands: list[Obs], count: int, min_gap_s: float) -> list[Obs]:
 
 
 def summarise(obs: list[Obs], n_sampled: int, link_threshold: float, min_frames: int, recon_count: int,
-              min_gap_s: float, smooth: int = 2) -> tuple[dict, list[Obs]]:
-    """Identities, the primary subject, and its reconstruction frames (absent when nobody is tracked)."""
+              min_gap_s: float, smooth: int = 2, min_conf: float = 0.0, min_coverage: float = 0.0,
+              step: int = 1) -> tuple[dict, list[Obs]]:
+    """Identities, the primary subject, and its reconstruction frames (absent when no credible subject).
+
+    A credible subject is tracked on at least ``min_frames`` sampled frames, with a mean detector score of
+    at least ``min_conf`` (weak boxes are how scenery looks to a detector), and steadily: seen on at least
+    ``min_coverage`` of the sampled frames (every ``step``-th) from its first to its last box in each shot.
+    """
     ident = link_tracks(obs, link_threshold, min_frames)
     groups: dict[int, list[Obs]] = {}
     for o in obs:
@@ -144,9 +157,14 @@ def summarise(obs: list[Obs], n_sampled: int, link_threshold: float, min_frames:
     tracks = []
     for gid, os_ in sorted(groups.items()):
         frames = len({o.frame for o in os_})
+        span = sum((max(o.frame for o in os_ if o.shot == k) - min(o.frame for o in os_ if o.shot == k)) // step + 1
+                   for k in {o.shot for o in os_})
         tracks.append({"id": gid, "frames": frames, "mean_area": float(np.mean([o.area for o in os_])),
+                       "mean_conf": round(float(np.mean([o.conf for o in os_])), 4),
+                       "coverage": round(frames / max(span, 1), 4),
                        "track_ids": sorted({o.track for o in os_}), "shots": sorted({o.shot for o in os_})})
-    eligible = [t for t in tracks if t["frames"] >= min_frames]
+    eligible = [t for t in tracks
+                if t["frames"] >= min_frames and t["mean_conf"] >= min_conf and t["coverage"] >= min_coverage]
     primary = max(eligible, key=lambda t: t["frames"] / max(n_sampled, 1) * t["mean_area"], default=None)
     if primary:
         smooth_areas(groups[primary["id"]], smooth)
@@ -167,6 +185,9 @@ class TrackSubjects(Stage):
     bytetrack: dict = field(default_factory=dict)  # overrides of bytetrack.yaml keys
     link_threshold: float = 0.6  # histogram correlation to merge tracks into one identity
     min_track_frames: int = 3  # shorter identities are noise, never the primary subject
+    person_shape: bool = True  # drop boxes of no person's shape or size, or cut by the frame (PersonShape)
+    min_subject_conf: float = 0.3  # a primary subject's boxes score at least this on average (HOG: margin 0.36)
+    min_coverage: float = 0.5  # ...and it is seen on at least this share of the sampled frames of its span
     recon_count: int = 2
     min_gap_s: float = 2.0
     smooth_frames: int = 2  # recon frames rank boxes by area averaged over +-this many sampled frames
@@ -174,11 +195,11 @@ class TrackSubjects(Stage):
     jpeg_quality: int = 95
     resources: Resources = field(default_factory=lambda: Resources(cpus=1))
     batch_size: int = 1
-    version: str = "tracking/1"
+    version: str = "tracking/2"  # 2: person-shaped boxes only; a primary subject must be confident and steady
     # the settings that change the output, so changing one rebuilds (refresh key)
     output_fields = ("detector", "yolo_weights", "classes", "sample_fps", "max_width", "bytetrack",
-        "link_threshold", "min_track_frames", "recon_count", "min_gap_s", "smooth_frames", "require_subject",
-        "jpeg_quality")
+        "link_threshold", "min_track_frames", "person_shape", "min_subject_conf", "min_coverage", "recon_count",
+        "min_gap_s", "smooth_frames", "require_subject", "jpeg_quality")
 
     def __post_init__(self) -> None:
         unknown = set(self.bytetrack) - set(BYTETRACK_DEFAULTS)
@@ -186,6 +207,8 @@ class TrackSubjects(Stage):
             raise ValueError(f"tracking.bytetrack has unknown keys {sorted(unknown)}; known: {sorted(BYTETRACK_DEFAULTS)}")
         if self.sample_fps <= 0 or self.recon_count < 0 or self.min_gap_s < 0:
             raise ValueError("tracking.sample_fps must be > 0, recon_count and min_gap_s >= 0")
+        if not 0 <= self.min_subject_conf <= 1 or not 0 <= self.min_coverage <= 1:
+            raise ValueError("tracking.min_subject_conf and tracking.min_coverage must be in [0, 1]")
         if self.detector == "yolo":  # refuse untrusted pickled weights now, not later in a worker
             check_weights(self.yolo_weights, self.trust_weights)
 
@@ -197,6 +220,7 @@ class TrackSubjects(Stage):
         """Detection + ByteTrack on sampled frames; returns every tracked box and the number of frames sampled."""
         step = max(1, round(fps / self.sample_fps))
         tracker = ShotTracker(fps / step, **self.bytetrack)
+        shape = PersonShape() if self.person_shape else None
         obs, n = [], 0
         for i, t, frame in iter_frames(video):
             if i % step:
@@ -204,17 +228,21 @@ class TrackSubjects(Stage):
             n += 1
             shot = shot_of(i, shots)
             h, w = frame.shape[:2]
-            for tid, box, _ in tracker.update(shot, self._detector.detect(frame)):
+            dets = self._detector.detect(frame)
+            if shape is not None:
+                dets = dets[shape.keep(dets, w, h)]
+            for tid, box, conf in tracker.update(shot, dets):
                 box = np.clip(box, 0, [w, h, w, h])
                 area = float((box[2] - box[0]) * (box[3] - box[1])) / (w * h)
-                obs.append(Obs(i, i / fps, shot, tid, box, area, appearance(frame, box)))
+                obs.append(Obs(i, i / fps, shot, tid, box, area, appearance(frame, box), conf))
         return obs, n
 
     def track(self, video: bytes | str, fps: float, shots: list[list[int]] | None) -> tuple[dict, list[Obs], int]:
         """Tracking summary (identities, primary), the primary's recon observations, frames sampled."""
         obs, n = self.observe(video, fps, shots)
         summary, recon = summarise(obs, n, self.link_threshold, self.min_track_frames, self.recon_count,
-                                   self.min_gap_s, self.smooth_frames)
+                                   self.min_gap_s, self.smooth_frames, self.min_subject_conf, self.min_coverage,
+                                   max(1, round(fps / self.sample_fps)))
         return summary, recon, n
 
     def process(self, batch: list[Sample]) -> list[Sample]:
@@ -240,7 +268,9 @@ class TrackSubjects(Stage):
             summary.update(detector=self.detector, sampled_frames=n)
             s.meta["tracking"] = summary
             if self.require_subject and summary["primary"] is None:
-                s.reject("no_subject", stage=self.name, detail=f"no track of >= {self.min_track_frames} frames")
+                s.reject("no_subject", stage=self.name,
+                         detail=f"no track of >= {self.min_track_frames} frames with mean score >= "
+                                f"{self.min_subject_conf} and coverage >= {self.min_coverage}")
         return batch
 
 

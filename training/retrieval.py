@@ -2,7 +2,8 @@
 
 - Señorita-Long (memory-v2v Alg. 2): rank memory segments by DINOv2 cosine similarity of
   their descriptors to the query; the most recent segment always comes first.
-- Multi-camera (Alg. 1): rank the scene's other videos by VideoFOV score, top-k.
+- Multi-camera (Alg. 1): rank the scene's other videos by VideoFOV score, top-k; a query's bitset is
+  built on the sphere the sample recorded (``query_fov``), never on a default radius.
 - Random / none: the ablations the toy experiment compares against.
 
 The real rankers live with their builders (models/dino.py, models/fov.py); the fallbacks here
@@ -42,6 +43,26 @@ def rank_videos(query_bits: np.ndarray, cached_bits: np.ndarray, lam: float = 0.
     from models.fov import rank_videos as real
 
     return real(query_bits, cached_bits, lam=lam, k=k)
+
+
+def fov_grid(meta: dict) -> dict:
+    """The sphere a multicam sample's VideoFOV bitsets were built on: ``{n_theta, n_phi, radius}`` from
+    ``meta["videofov"]``. Alg. 1 compares bits point by point, so a query built at training time must use
+    the same radius (a scene-adaptive one since videofov/3; older samples recorded their fixed 1 m)."""
+    v = meta.get("videofov") if isinstance(meta, dict) else None
+    if not isinstance(v, dict) or not all(k in v for k in ("n_theta", "n_phi", "radius")):
+        raise ValueError("sample has no meta['videofov'] with n_theta, n_phi and radius: not a multicam scene "
+                         "built by ComputeVideoFov")
+    return {"n_theta": int(v["n_theta"]), "n_phi": int(v["n_phi"]), "radius": float(v["radius"])}
+
+
+def query_fov(meta: dict, poses: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Packed VideoFOV bitset of a query trajectory ``poses`` (T, 4, 4), given relative to the sample's
+    reference camera's first frame as ``poses.npy`` is, comparable with the sample's stored ``fov.npy``."""
+    from models.fov import video_fov
+
+    return video_fov(np.asarray(poses, np.float64), np.asarray(k, np.float64), int(meta["width"]),
+                     int(meta["height"]), **fov_grid(meta))
 
 
 def choose(mode: str, k: int, n: int, rng: np.random.Generator, ranked: np.ndarray | None = None) -> list[int]:

@@ -14,6 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["content", "transnetv2"], default="content")
     p.add_argument("--threshold", type=float, default=None,
                    help="TransNetV2 probability, or the content detector's peak ratio (default: backend's)")
+    p.add_argument("--fades", action="store_true",
+                   help="content backend: also cut at the first frame of each fade to or from black (off: hard cuts "
+                        "only, as Memento's sequences want)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the stable format for scripts)")
 
 
@@ -22,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from stages.video import DecodeError
 
     try:
-        res = make_shot_detector(args.backend, args.threshold).detect(args.video)
+        res = make_shot_detector(args.backend, args.threshold, fades=args.fades).detect(args.video)
+    except ValueError as e:
+        print(f"memcorpus shots: {e}", file=sys.stderr)
+        return 2
     except DecodeError as e:
         print(f"memcorpus shots: {args.video}: {e}", file=sys.stderr)
         return 2

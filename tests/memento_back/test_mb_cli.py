@@ -23,7 +23,7 @@ def test_track_json_on_real_footage(capsys, real_data):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"tracks", "primary", "recon_frames"}
     assert out["primary"] in [t["id"] for t in out["tracks"]]
-    assert all(set(t) == {"id", "frames", "mean_area"} for t in out["tracks"])
+    assert all(set(t) == {"id", "frames", "mean_area", "mean_conf", "coverage"} for t in out["tracks"])
     assert [set(r) for r in out["recon_frames"]] == [{"frame", "box"}] * 2
 
 
