@@ -2,7 +2,8 @@
 
 It says which corpus the folder holds and which paper defines it, where the inputs came from
 (each run's input counts and source locations, from its redacted run record), the counts and
-reject reasons, the sample schema, and how to load the shards. Counts come from the live
+reject reasons, the sample schema, how to load the shards, and how to read the manifest tables
+(which file is authoritative, and the live rows for glob readers). Counts come from the live
 manifest state (pipelines/live.py): an input rebuilt by a later run counts once, with its
 latest row, and retired samples are not counted.
 
@@ -22,8 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipelines.dataset import INDEX, DatasetFolder
 from pipelines.live import fully_retired, retired_pairs
+from pipelines.manifest import LIVE_INPUTS_SQL, LIVE_SAMPLES_SQL, entry_table
 from pipelines.schema import describe, schema_for
 from pipelines.storage import Storage
 
@@ -78,18 +83,16 @@ def write_card(folder: DatasetFolder | str | Path) -> str:
 
 def render_card(folder: DatasetFolder, licence: str = LICENCE_TODO) -> str:
     idx = folder.index()
-    live = folder.live()
-    rows = list(live.inputs.values())
-    reasons = Counter(r["reason"] or "(none)" for r in rows if r["status"] == "rejected")
+    status, reasons, samples = _live_counts(folder.store, idx)
     counts = {
-        "inputs": len(rows),
-        "accepted": sum(r["status"] == "accepted" for r in rows),
-        "rejected": sum(r["status"] == "rejected" for r in rows),
-        "samples": len(live.samples),
+        "inputs": sum(status.values()),
+        "accepted": status.get("accepted", 0),
+        "rejected": status.get("rejected", 0),
+        "samples": samples,
         "shards": len(idx["shards"]),
         "shards with live samples": sum(not fully_retired(s) for s in idx["shards"]),
         "retired samples": len(retired_pairs(idx)),
-        "queued for rebuild": len(live.requeue),
+        "queued for rebuild": len(idx.get("requeue") or {}),
     }
     info = CORPORA.get(folder.corpus, CorpusInfo(folder.corpus, f"Corpus `{folder.corpus}`.", ()))
     runs = [_run_line(folder, r, info.sources) for r in idx.get("runs", [])]
@@ -117,9 +120,39 @@ def render_card(folder: DatasetFolder, licence: str = LICENCE_TODO) -> str:
         "## Schema", "",
         *_schema_lines(folder.corpus), "",
         "## Loading", "",
-        *_loading_lines(str(folder.root)),
+        *_loading_lines(str(folder.root)), "",
+        "## Manifest", "",
+        *_manifest_lines(),
     ]
     return "\n".join(out) + "\n"
+
+
+def _live_counts(store: Storage, idx: dict[str, Any]) -> tuple[Counter, Counter, int]:
+    """Live inputs by status, live reject reasons and the number of live sample keys, as
+    ``DatasetFolder.live()`` defines them (pipelines/live.py), computed on Arrow columns: the card is
+    written at the end of every run and must not hold every manifest row as Python objects."""
+    inputs = entry_table(store, idx, "inputs", ["id", "status", "reason"])
+    order = pa.array(range(len(inputs)), pa.int64())
+    last = inputs.append_column("_n", order).group_by("id").aggregate([("_n", "max")])["_n_max"]
+    live = inputs.take(last)
+    status = Counter(dict(zip(*_value_counts(live["status"]))))
+    rejected = pc.filter(pc.fill_null(live["reason"], ""), pc.equal(live["status"], "rejected"))
+    reasons = Counter({k or "(none)": v for k, v in zip(*_value_counts(rejected))})
+    samples = entry_table(store, idx, "samples", ["key", "shard"])
+    listed = pa.array(sorted(s["path"] for s in idx.get("shards", [])), pa.string())
+    keep = pc.is_in(samples["shard"], value_set=listed)
+    gone = retired_pairs(idx)
+    if gone:
+        pair = pc.binary_join_element_wise(samples["shard"], samples["key"], "\x00")
+        dead = pa.array(sorted(f"{s}\x00{k}" for s, k in gone), pa.string())
+        keep = pc.and_(keep, pc.invert(pc.is_in(pair, value_set=dead)))
+    n_samples = len(pc.unique(pc.filter(samples["key"], keep))) if len(samples) else 0
+    return status, reasons, n_samples
+
+
+def _value_counts(col: Any) -> tuple[list, list]:
+    vc = pc.value_counts(col)
+    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
 def _as_folder(folder: DatasetFolder | str | Path) -> DatasetFolder:
@@ -137,8 +170,8 @@ def _run_line(folder: DatasetFolder, entry: Any, source_keys: tuple[str, ...]) -
     name, rec = entry.get("run", ""), {}
     if entry.get("record") and folder.store.is_file(entry["record"]):
         rec = json.loads(folder.store.read_bytes(entry["record"]))
-    state = "running" if not entry.get("complete") else "crashed, committed parts kept" if entry.get("crashed") \
-        else "complete"
+    state = ("running" if not entry.get("complete") else "interrupted (Ctrl-C), committed parts kept"
+             if entry.get("interrupted") else "crashed, committed parts kept" if entry.get("crashed") else "complete")
     c = rec.get("counts") or {}
     nums = " | ".join(str(c.get(k, "—")) for k in ("inputs", "processed", "accepted", "rejected"))
     return f"| {_cell(name)} | {_cell(rec.get('finished_at', '—'))} | {state} | {nums} | " \
@@ -167,6 +200,21 @@ def _schema_lines(corpus: str) -> list[str]:
              f"`{json.dumps(schema.ref)}`; a reader of another version refuses the folder). Members per layout "
              "(`{camera}` is one member per camera; shapes name shared dimensions):"), "",
             "```text", describe(corpus), "```"]
+
+
+def _manifest_lines() -> list[str]:
+    return [
+        ("`dataset.json` is authoritative: it lists every committed shard and manifest part, and the samples later "
+         "builds retired. Each folder under `manifest/` is one Parquet table, one file per commit: `inputs` (a row "
+         "per input per build), `samples` (a row per written sample), `rejects` (a row per rejected sample). Read one "
+         "whole with `pandas.read_parquet(\"manifest/inputs\")`, `ray.data.read_parquet(...)` or DuckDB "
+         "`read_parquet('manifest/inputs/*.parquet')`; files being committed are hidden (`.`-names) until "
+         "`dataset.json` lists them."), "",
+        ("The tables keep every row ever committed, rows a rebuild superseded included. The live ones (what "
+         "`memcorpus verify` proves and training reads), in DuckDB from this folder (samples `memcorpus repair` "
+         "retired as damaged are known to `dataset.json` only):"), "",
+        "```sql", f"-- live inputs\n{LIVE_INPUTS_SQL};", f"-- live samples\n{LIVE_SAMPLES_SQL};", "```",
+    ]
 
 
 def _loading_lines(root: str) -> list[str]:

@@ -5,8 +5,10 @@ that ``dataset.json`` did not list, following symlinks: a user's ``runs/train/st
 whole corpus whose ``dataset.json`` had been deleted, files behind a ``shards`` symlink. Now a
 file is debris only if its name is one our writers produce *for a run the index names* (a run
 registers itself in ``dataset.json`` before it writes anything) and the index does not list
-it. Anything else is reported and left alone; symlinks are never followed nor removed; a
-folder with content but no ``dataset.json`` is refused unless the caller passes ``force_new``.
+it (manifest parts in their table folders or under pending names, pipelines/manifest.py, and
+the ``memcorpus/1`` names a migration leaves behind). Anything else is reported and left
+alone; symlinks are never followed nor removed; a folder with content but no ``dataset.json``
+is refused unless the caller passes ``force_new``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.lock import LEASE_FILE, LOCK_FILE
+from pipelines.manifest import PENDING, pending_rel
 from pipelines.storage import TMP_PREFIX, Storage
 
 SUBDIRS = ("shards", "manifest", "rejects", "runs")
@@ -37,8 +40,10 @@ def run_names(idx: dict[str, Any]) -> set[str]:
 
 
 def listed_files(idx: dict[str, Any]) -> set[str]:
+    """Every file the index lists; a listed manifest part counts under its pending name too (pipelines/manifest.py)."""
     listed = {s["path"] for s in idx.get("shards", [])}
-    listed |= {m[t] for m in idx.get("manifests", []) for t in ("inputs", "samples", "rejects") if m.get(t)}
+    parts = {m[t] for m in idx.get("manifests", []) for t in ("inputs", "samples", "rejects") if m.get(t)}
+    listed |= parts | {pending_rel(p) for p in parts}
     listed |= {r["record"] for r in idx.get("runs", []) if isinstance(r, dict) and r.get("record")}
     return listed
 
@@ -47,15 +52,20 @@ def _patterns(corpus: str, runs: set[str]) -> list[tuple[re.Pattern, str]]:
     if not runs:
         return [(re.compile(rf"{re.escape(TMP_PREFIX)}{re.escape(INDEX)}{_TMP_SUFFIX}"), "unfinished index write")]
     c, r = re.escape(corpus), "(?:" + "|".join(re.escape(x) for x in sorted(runs)) + ")"
-    finals = rf"(?:manifest/{r}\.parquet|manifest/{r}\.samples\.parquet|rejects/{r}\.parquet|runs/{r}\.json)"
-    tmp = re.escape(TMP_PREFIX)
+    tables, tmp = "(?:inputs|samples|rejects)", re.escape(TMP_PREFIX)
+    # memcorpus/1 names: parts in manifest/<run>/, folded files beside each other (migrate() moves them away).
+    old = rf"(?:manifest/{r}\.parquet|manifest/{r}\.samples\.parquet|rejects/{r}\.parquet)"
     return [
-        (re.compile(rf"shards/{c}-{r}-\d{{6}}\.tar\.tmp"), "unfinished shard"),
-        (re.compile(rf"shards/{c}-{r}-\d{{6}}\.tar"), "shard never committed"),
-        (re.compile(rf"manifest/{r}/(?:inputs|samples|rejects)-\d{{6}}\.parquet"), "manifest part never committed"),
-        (re.compile(rf"manifest/{r}/{tmp}(?:inputs|samples|rejects)-\d{{6}}\.parquet{_TMP_SUFFIX}"),
-         "unfinished manifest part"),
-        (re.compile(finals), "folded manifest never committed"),
+        # [<set>-]<corpus>-<run>-<6-digit counter (driver) | 12 hex (worker write task)>.tar (pipelines/writer.py)
+        (re.compile(rf"shards/(?:[a-z0-9_]+-)?{c}-{r}-(?:\d{{6}}|[0-9a-f]{{12}})\.tar\.tmp"), "unfinished shard"),
+        (re.compile(rf"shards/(?:[a-z0-9_]+-)?{c}-{r}-(?:\d{{6}}|[0-9a-f]{{12}})\.tar"), "shard never committed"),
+        (re.compile(rf"manifest/{tables}/\.{r}-\d{{6}}\.parquet{re.escape(PENDING)}"), "manifest part never listed"),
+        (re.compile(rf"manifest/{tables}/{r}-\d{{6}}\.parquet"), "manifest part never committed"),
+        (re.compile(rf"manifest/{tables}/{tmp}[^/]+{_TMP_SUFFIX}"), "unfinished manifest write"),
+        (re.compile(rf"manifest/{r}/{tables}-\d{{6}}\.parquet"), "old-layout manifest part not listed"),
+        (re.compile(rf"manifest/{r}/{tmp}{tables}-\d{{6}}\.parquet{_TMP_SUFFIX}"), "unfinished old-layout part"),
+        (re.compile(old), "old-layout manifest not listed (never committed, or moved to manifest/<table>/)"),
+        (re.compile(rf"runs/{r}\.json"), "run record never committed"),
         (re.compile(rf"(?:manifest|rejects|runs)/{tmp}[^/]+{_TMP_SUFFIX}"), "unfinished write"),
         (re.compile(rf"{tmp}{re.escape(INDEX)}{_TMP_SUFFIX}"), "unfinished index write"),
     ]

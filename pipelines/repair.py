@@ -2,8 +2,10 @@
 
 A deleted manifest part once crashed every later run; a truncated or deleted shard made verify
 fail while every rerun said "already built". Repair (and, for what a stat can see, the start
-of every run) does two things under the folder's lock:
+of every run) does this under the folder's lock:
 
+- a ``memcorpus/1`` folder's manifest is moved to the table folders, and committed parts left under
+  their pending names by an interrupted commit are renamed (pipelines/manifest.py).
 - a listed manifest part that is missing is rebuilt from what remains: samples from the run's
   shards (keys, sizes, fresh digests), inputs from the samples and rejects tables, rejects
   from the inputs table. An input's ``source`` cannot be recovered and is left empty.
@@ -21,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines import manifest
 from pipelines.dataset import DatasetFolder, read_table, retire_keys, write_table
 from pipelines.live import fully_retired, live_state
 from pipelines.shardscan import compare, scan_shard
@@ -42,10 +45,13 @@ class RepairReport:
     restored: list[str] = field(default_factory=list)
     damage: list[Damage] = field(default_factory=list)
     requeued: dict[str, str] = field(default_factory=dict)
+    migrated: bool = False  # a memcorpus/1 manifest was moved to manifest/<table>/ (pipelines/manifest.py)
+    published: list[str] = field(default_factory=list)  # committed parts renamed from their pending names
 
 
 def _rows_of_run(folder: DatasetFolder, idx: dict[str, Any], run: str, table: str) -> list[dict[str, Any]]:
-    return [r for m in idx["manifests"] if m["run"] == run and m.get(table) and folder.store.exists(m[table])
+    return [r for m in idx["manifests"]
+            if m["run"] == run and m.get(table) and manifest.part_exists(folder.store, m[table])
             for r in read_table(folder.store, m[table], table)]
 
 
@@ -103,8 +109,8 @@ def restore_parts(folder: DatasetFolder, idx: dict[str, Any], dry_run: bool = Fa
     restored = []
     for t, build in (("samples", _restore_samples), ("inputs", _restore_inputs), ("rejects", _restore_rejects)):
         for m in idx["manifests"]:
-            if m.get(t) and not folder.store.exists(m[t]):
-                rows = build(folder, idx, m["run"])
+            if m.get(t) and not manifest.part_exists(folder.store, m[t]):
+                rows = [{**r, "commit": m.get("commit")} for r in build(folder, idx, m["run"])]
                 log.warning("manifest part %s is missing: %s %d rows from what remains", m[t],
                             "would restore" if dry_run else "restoring", len(rows))
                 if not dry_run:
@@ -115,7 +121,7 @@ def restore_parts(folder: DatasetFolder, idx: dict[str, Any], dry_run: bool = Fa
 
 def find_damage(folder: DatasetFolder, idx: dict[str, Any], level: str = "full") -> list[Damage]:
     """Damaged samples of live shards. ``level``: "stat" (exists, size), "quick" (+ tar headers), "full" (+ digests)."""
-    rows = [r for m in idx["manifests"] if m.get("samples") and folder.store.exists(m["samples"])
+    rows = [r for m in idx["manifests"] if m.get("samples") and manifest.part_exists(folder.store, m["samples"])
             for r in read_table(folder.store, m["samples"], "samples")]
     live = live_state(idx, [], rows)
     keys_in: dict[str, list[str]] = {}
@@ -175,8 +181,12 @@ def apply_damage(folder: DatasetFolder, damage: list[Damage]) -> dict[str, str]:
 
 
 def repair(folder: DatasetFolder, level: str = "full", dry_run: bool = False) -> RepairReport:
-    """Restore missing manifest parts, then retire damaged samples and requeue their inputs (caller holds the lock)."""
+    """Move an old-format manifest to the table folders and finish interrupted part renames, restore missing
+    manifest parts, then retire damaged samples and requeue their inputs (caller holds the lock)."""
     rep = RepairReport()
+    if not dry_run:
+        rep.migrated = folder.index()["format"] in manifest.OLD_FORMATS
+        rep.published = manifest.roll_forward(folder.store, folder.migrate())
     rep.restored = restore_parts(folder, folder.index(), dry_run)
     idx = folder.index()
     rep.damage = find_damage(folder, idx, level)

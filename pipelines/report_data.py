@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.dataset import INDEX, TABLES, read_parquet_rows
+from pipelines.dataset import INDEX, TABLES
+from pipelines.manifest import read_parts
 from pipelines.names import check_index, check_run_record
 from pipelines.storage import Storage
 
@@ -85,8 +86,7 @@ def load_view(root: str | Path, max_metas: int = 20000) -> DatasetView:
             rec = check_run_record(json.loads(store.read_bytes(r["record"])), store.path(r["record"]))
             runs.append({**rec, "crashed": r.get("crashed", False)})
     # Parquet read without a schema of ours: the report shows whatever columns the manifest has.
-    tables = {t: [row for m in index.get("manifests", []) if m.get(t)
-                  for row in read_parquet_rows(store.read_bytes(m[t]))] for t in TABLES}
+    tables = {t: read_parts(store, [m[t] for m in index.get("manifests", []) if m.get(t)]) for t in TABLES}
     view = DatasetView(store, index, runs, tables)
     for _, members in iter_samples(store, index, want=lambda name: name == "json"):
         if len(view.metas) >= max_metas:
@@ -166,6 +166,15 @@ def caption_words(meta: dict) -> dict[str, list[int]]:
         if isinstance(texts, list):
             out[kind.rstrip("s")] = [len(t.split()) for t in texts if isinstance(t, str)]
     return out
+
+
+def overlay_counts(view: DatasetView) -> dict[str, int]:
+    """Static overlays (logos, watermarks, copyright lines) in written samples: found, cut off by the crop, left
+    in; plus sequences rejected because the crop could not afford to cut one (``overlay_kept``)."""
+    ovs = [o for m in view.metas for o in ((m.get("subtitles") or {}).get("overlays") or []) if isinstance(o, dict)]
+    return {"overlays": len(ovs), "overlays_cut": sum(1 for o in ovs if o.get("kept") is False),
+            "overlays_kept": sum(1 for o in ovs if o.get("kept")),
+            "overlay_rejects": sum(1 for r in view.tables["rejects"] if r.get("reason") == "overlay_kept")}
 
 
 def measures(metas: list[dict]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ reads only tar headers); no sample key is live in two places; every input's live
 last) is accepted with live samples or rejected with a reason, an input is never built twice
 with one refresh key unless the later row is a retry or a repair, and every live sample
 belongs to its input's live row (nothing stale from an older refresh key); per run,
-processed inputs = accepted + rejected; nothing temporary is listed.
+processed inputs = accepted + rejected; nothing temporary is listed; a glob reader of each
+manifest table folder reads exactly the parts the index lists (pipelines/manifest.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 
-from pipelines.dataset import INDEX, TABLES, read_table
+from pipelines import manifest
+from pipelines.dataset import FORMAT, INDEX, READ_FORMATS, TABLES
 from pipelines.live import REPAIR, RETRY, Live, fully_retired, live_state, retired_pairs
 from pipelines.names import check_index
 from pipelines.schema import check_index_schema, check_sample
@@ -44,17 +46,22 @@ def verify(root: str | Path, quick: bool = False) -> tuple[list[str], dict[str, 
     except ValueError as e:  # another schema version: one problem, not one per sample
         problems.append(str(e))
         idx = {**idx, "corpus": ""}  # a corpus without a schema: the per-sample check is skipped
+    if idx.get("format") not in READ_FORMATS:
+        return [f"{store.path(INDEX)}: format {idx.get('format')!r} is not one of {list(READ_FORMATS)}"], {}
     retired = {s["path"] for s in idx["shards"] if fully_retired(s)}
-    listed = [s["path"] for s in idx["shards"]] + [m[t] for m in idx["manifests"] for t in TABLES if m.get(t)]
-    for rel in listed:
+    parts = [m[t] for m in idx["manifests"] for t in TABLES if m.get(t)]
+    for rel in [s["path"] for s in idx["shards"]] + parts:
         if ".tmp" in rel or Path(rel).name.startswith("."):
             problems.append(f"temporary file listed: {rel}")
-        if rel not in retired and not store.is_file(rel):
-            hint = "memcorpus repair restores it" if not rel.startswith("shards/") else "memcorpus repair requeues it"
-            problems.append(f"listed file missing: {rel} ({hint})")
+        if rel in retired or (store.is_file(rel) if rel.startswith("shards/") else manifest.part_exists(store, rel)):
+            continue
+        hint = "memcorpus repair restores it" if not rel.startswith("shards/") else "memcorpus repair requeues it"
+        problems.append(f"listed file missing: {rel} ({hint})")
     if problems:
         return problems, {}
-    rows = {t: [r for m in idx["manifests"] if m.get(t) for r in read_table(store, m[t], t)] for t in TABLES}
+    if idx["format"] == FORMAT:
+        _check_layout(store, idx, problems)
+    rows = {t: manifest.entry_rows(store, idx, t) for t in TABLES}
     live = live_state(idx, rows["inputs"], rows["samples"])
     checked = _check_shards(store, idx, rows["samples"], live, quick, problems)
     _check_inputs(live, problems)
@@ -71,6 +78,19 @@ def verify(root: str | Path, quick: bool = False) -> tuple[list[str], dict[str, 
         "runs": len(idx.get("runs", [])),
     }
     return problems, stats
+
+
+def _check_layout(store: Storage, idx: dict, problems: list[str]) -> None:
+    """What a glob reader of ``manifest/<table>/`` reads is exactly the parts the index lists."""
+    for t in TABLES:
+        listed = {m[t] for m in idx["manifests"] if m.get(t)}
+        visible = set(manifest.visible_parts(store, t))
+        for rel in sorted(visible - listed):
+            problems.append(f"{rel} is not listed in {INDEX} but glob readers of manifest/{t}/ read it "
+                            "(a stray or copied-in file: move it out of the folder)")
+        for rel in sorted(listed - visible):
+            problems.append(f"committed part {rel} is still under its pending name, so glob readers miss it "
+                            "(a commit was interrupted: the next build or memcorpus repair renames it)")
 
 
 def _check_shards(store: Storage, idx: dict, sample_rows: list[dict], live: Live, quick: bool,

@@ -1,5 +1,8 @@
 """Reading a dataset folder's shards as a stream of samples (WebDataset through ``dataset.json``).
 
+The folder is a local path or any fsspec URI the pipelines write to (``file://``, ``memory://``,
+``s3://`` with s3fs; endpoint and credentials the usual way, e.g. ``AWS_ENDPOINT_URL``): shards are
+opened through fsspec, so what a build wrote to object storage trains without a copy.
 ``dataset.json`` lists only complete shards (the writer renames a shard into place before it
 appends it), so reading through it never sees a half-written tar. Shards are split by
 distributed rank and by DataLoader worker, so every process reads a disjoint part; with
@@ -15,49 +18,59 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import webdataset as wds
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from pipelines.names import check_index
 from pipelines.schema import check_index_schema
+from pipelines.storage import Storage
 from stages.video import read_frames
 
-FORMAT = "memcorpus/1"
+# The shard side of the folder is the same in both (memcorpus/2 moved only the manifest: pipelines/manifest.py).
+FORMATS = ("memcorpus/2", "memcorpus/1")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 
 def read_index(root: str | Path) -> dict[str, Any]:
-    """The parsed ``dataset.json`` of a dataset folder, checked for the format we read."""
-    path = Path(root) / "dataset.json"
-    if not path.is_file():
+    """The parsed ``dataset.json`` of a dataset folder (local path or fsspec URI), checked for the format we read."""
+    store = Storage(root)
+    path = store.path("dataset.json")
+    if not store.is_file("dataset.json"):
         raise ValueError(f"{root} is not a dataset folder: {path} does not exist (build a corpus first)")
-    index = json.loads(path.read_text())
-    if index.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {index.get('format')!r}, expected {FORMAT!r}")
-    check_index_schema(index, str(path))  # an older sample layout is one clear error, not empty examples
+    index = json.loads(store.read_bytes("dataset.json"))
+    if index.get("format") not in FORMATS:
+        raise ValueError(f"{path}: format {index.get('format')!r}, expected one of {list(FORMATS)}")
+    check_index_schema(index, path)  # an older sample layout is one clear error, not empty examples
     # Shard paths are opened as files: one that leaves the folder (../, absolute, symlink) is refused.
-    return check_index(index, str(path), Path(root))
+    return check_index(index, path, store.root if store.local else None)
 
 
-def _live_shards(root: Path) -> dict[str, frozenset[str]]:
-    """Absolute shard path -> its retired sample keys, for shards that still hold live samples.
+def _url(store: Storage, rel: str) -> str:
+    """What ``__url__`` says for a shard: its absolute path locally, its full URI (with protocol) otherwise."""
+    return str(Path(store.path(rel)).resolve()) if store.local else f"{store.root}/{rel}"
+
+
+def _live_shards(root: str | Path) -> dict[str, frozenset[str]]:
+    """Shard URL -> its retired sample keys, for shards that still hold live samples.
 
     A rebuild (new refresh key, retry, repair) never rewrites old shards: it lists the samples
     it replaced under the shard's ``retired`` keys, and repair marks unreadable shards
     ``damaged``. Training must read neither: stale samples would train on the old output.
     """
-    out = {}
+    store, out = Storage(root), {}
     for s in read_index(root).get("shards", []):
         retired = frozenset(s.get("retired", ()))
         if s.get("damaged") or (retired and len(retired) >= s.get("samples", 0)):
             continue
-        out[str((root / s["path"]).resolve())] = retired
+        out[_url(store, s["path"])] = retired
     return out
 
 
 def shard_paths(root: str | Path) -> list[str]:
-    """Absolute paths of the complete shards with live samples, in the order ``dataset.json`` lists them."""
-    root = Path(root)
+    """The complete shards with live samples, in the order ``dataset.json`` lists them: absolute paths for a
+    local folder, URIs (``memory://…``, ``s3://…``) otherwise."""
     shards = list(_live_shards(root))
     if not shards:
         raise ValueError(f"{root}/dataset.json lists no shards yet")
@@ -72,6 +85,23 @@ class _NotRetired:
 
     def __call__(self, sample: dict[str, Any]) -> bool:
         return sample["__key__"] not in self.retired.get(sample.get("__url__", ""), ())
+
+
+def _tar_samples(src: Iterable[dict], handler=wds.reraise_exception) -> Iterator[dict]:
+    """webdataset's ``tarfile_to_samples`` with shards opened through fsspec (its own opener knows local
+    files, pipes and a few URL schemes, not ``memory://`` or ``s3://``); each shard is closed when read."""
+
+    def files() -> Iterator[dict]:
+        for item in src:
+            try:
+                with fsspec.open(item["url"], "rb") as fh:
+                    yield from tar_file_expander([{"url": item["url"], "stream": fh}], handler=handler)
+            except Exception as exn:  # noqa: BLE001 - the handler decides, as webdataset's url_opener does
+                exn.args = (*exn.args, item["url"])
+                if not handler(exn):
+                    return
+
+    return group_by_keys(files(), handler=handler)
 
 
 def decode_member(name: str, data: bytes) -> Any:
@@ -123,22 +153,25 @@ def open_dataset(
     world_size: int | None = None,
     handler=wds.reraise_exception,
 ) -> wds.DataPipeline:
-    """Iterate the samples of a dataset folder as dicts.
+    """Iterate the samples of a dataset folder (local path or fsspec URI) as dicts.
 
     ``shuffle``: size of the sample shuffle buffer (0 keeps shard order, and the shard list
     is then not shuffled either). ``resampled``: draw shards with replacement, forever.
     ``decode``: json -> dict, npy -> ndarray, mp4 -> (T, H, W, 3) uint8, jpg/png -> (H, W, 3).
     ``rank``/``world_size`` override the distributed split (default: torch.distributed/env).
     """
-    urls = shard_paths(root)
-    live = _NotRetired(_live_shards(Path(root)))
+    live_shards = _live_shards(root)
+    urls = list(live_shards)
+    if not urls:
+        raise ValueError(f"{root}/dataset.json lists no shards yet")
+    live = _NotRetired(live_shards)
     if resampled:
         # Each worker seeds its own draw (rank and worker enter the seed), so no split needed.
         stages: list = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
     else:
         stages = [wds.SimpleShardList(urls, seed=seed if shuffle else None)]
         stages += [_split_by_node(rank, world_size), wds.split_by_worker]
-    stages.append(wds.tarfile_to_samples(handler=handler))
+    stages.append(wds.pipelinefilter(_tar_samples)(handler=handler))
     if live.retired:
         stages.append(wds.select(live))
     if shuffle:

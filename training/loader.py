@@ -1,8 +1,10 @@
 """From a dataset folder to training batches, and ``memcorpus train-check``, which proves the hand-over.
 
 ``iter_examples`` is the one path from shards to examples: training and train-check both use it,
-so what train-check counts is what the model trains on. Batches hold one example kind (their keys
-differ) and draw the number of memory videos per batch (memory-v2v §4.1.1: 1–6 at each iteration).
+so what train-check counts is what the model trains on. A dataset is a local folder or an fsspec URI
+(``s3://…``, ``memory://…``), read where the build wrote it (training/data.py). Batches hold one
+example kind (their keys differ) and draw the number of memory videos per batch (memory-v2v §4.1.1:
+1–6 at each iteration).
 """
 
 from __future__ import annotations

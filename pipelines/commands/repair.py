@@ -31,11 +31,16 @@ def run(args: argparse.Namespace) -> int:
         folder.lock = lock
         rep = repair(folder, level="quick" if args.quick else "full", dry_run=args.dry_run)
         requeue = dict(folder.index().get("requeue") or {})
-    result = {"restored": rep.restored, "damaged_shards": [d.__dict__ for d in rep.damage],
+    result = {"migrated": rep.migrated, "published": rep.published,
+              "restored": rep.restored, "damaged_shards": [d.__dict__ for d in rep.damage],
               "requeued": len(rep.requeued), "queued_for_rebuild": len(requeue), "dry_run": args.dry_run}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
+        if rep.migrated:
+            print("moved the manifest to manifest/inputs, manifest/samples, manifest/rejects (format memcorpus/2)")
+        for rel in rep.published:
+            print(f"renamed committed manifest part {rel} from its pending name")
         for rel in rep.restored:
             print(f"restored manifest part {rel}")
         for d in rep.damage:

@@ -1,4 +1,6 @@
-"""memcorpus train-check DATASET: build N training examples exactly as training does and count what each carries."""
+"""memcorpus train-check DATASET: build N training examples exactly as training does and count what each carries.
+
+DATASET is where the build wrote it: a local folder or any fsspec URI the trainer reads (training/data.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ HELP = "build N training examples from a dataset as the trainer does; exit 1 if 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", help="dataset folder (its dataset.json)")
+    p.add_argument("dataset", help="dataset folder (its dataset.json): a path or an fsspec URI (s3://…, memory://…)")
     p.add_argument("--n", type=int, default=16, help="examples per example kind (default 16)")
     p.add_argument("--frames", type=int, default=9, help="pixel frames per clip, 1 + 4k (as the training config)")
     p.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"), help="example size")

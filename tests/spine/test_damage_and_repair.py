@@ -46,7 +46,9 @@ def test_deleted_shard_is_rebuilt_by_a_rerun(tmp_path):
 def test_deleted_manifest_part_is_restored_and_runs_go_on(tmp_path):
     s = _build(tmp_path, stages=[Split()])
     before = verify(tmp_path)[1]
-    for rel in (f"manifest/{s.run}.samples.parquet", f"manifest/{s.run}.parquet", f"rejects/{s.run}.parquet"):
+    idx = json.loads((tmp_path / "dataset.json").read_text())
+    for t in ("samples", "inputs", "rejects"):
+        rel = next(m[t] for m in idx["manifests"] if m.get(t) and m["run"] == s.run)
         (tmp_path / rel).unlink()
         assert any("listed file missing" in p for p in verify(tmp_path)[0])
         assert cli(["repair", str(tmp_path)]) == 0

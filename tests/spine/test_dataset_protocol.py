@@ -27,10 +27,12 @@ def test_run_writes_every_input_once_and_verifies(tmp_path):
     problems, stats = verify(tmp_path)
     assert problems == [] and stats["inputs"] == 20 and stats["samples"] == 16
     idx = json.loads((tmp_path / "dataset.json").read_text())
-    assert [m["run"] for m in idx["manifests"]] == [s.run]  # parts folded into one final manifest
-    assert (tmp_path / "manifest" / f"{s.run}.parquet").is_file()
-    assert (tmp_path / "rejects" / f"{s.run}.parquet").is_file()
-    assert not (tmp_path / "manifest" / s.run).exists()
+    # One part per commit and table, in the table's folder under its final name; nothing else there.
+    for t in ("inputs", "samples", "rejects"):
+        listed = sorted(m[t] for m in idx["manifests"] if m.get(t))
+        assert listed and sorted(f"manifest/{t}/{p.name}" for p in (tmp_path / "manifest" / t).iterdir()) == listed
+    assert [m["commit"] for m in idx["manifests"]] == list(range(len(idx["manifests"])))
+    assert sorted(p.name for p in (tmp_path / "manifest").iterdir()) == ["inputs", "rejects", "samples"]
     with tarfile.open(tmp_path / s.shards[0]) as tar:
         names = tar.getnames()
     assert all(n.count(".") >= 1 and "/" not in n for n in names)

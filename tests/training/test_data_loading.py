@@ -61,5 +61,5 @@ def test_not_a_dataset_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="dataset.json"):
         read_index(tmp_path)
     (tmp_path / "dataset.json").write_text(json.dumps({"format": "other/9", "shards": []}))
-    with pytest.raises(ValueError, match="memcorpus/1"):
+    with pytest.raises(ValueError, match="memcorpus/2"):
         open_dataset(tmp_path)
