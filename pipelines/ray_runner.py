@@ -1,8 +1,13 @@
-"""The Ray Data runner: the same stage list, streamed through a Ray cluster.
+"""The Ray Data runner: ingest, the stage list and the shard writers, streamed through a Ray cluster.
 
-Light stages run as Ray tasks; stages with heavy state (a ``setup()`` or GPUs) run in
-autoscaling actor pools so the model loads once per actor. Results stream back to the
-driver, where the single ``RunWriter`` commits them, which keeps exactly-once simple.
+The driver streams only chunk descriptors of the inputs' metadata (pipelines/metadata.py).
+The first operator turns each chunk into input Samples on a worker (path checks, stat,
+content ids) and asks the run's gate, a small actor on the driver's node, which ones to
+build (pipelines/ingest.py). Light stages run as Ray tasks; stages with heavy state (a
+``setup()`` or GPUs) run in autoscaling actor pools so the model loads once per actor, on
+nodes with ``run.ray_model_resource`` when set. The last operator writes the shards on the
+worker that holds the samples (pipelines/datasink.py); only small manifest rows come back
+to the driver, whose ``RunWriter`` commits ``dataset.json`` (exactly once, as before).
 
 On a small machine, actors that each hold a whole CPU starve the task stages and the
 pipeline stops making progress; the runner caps every actor's CPU request so the actor
@@ -20,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.datasink import ShardSpec, write_task
+from pipelines.ingest import Gate, Ingest, admit_samples
 from stages.base import Sample, Stage
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,13 @@ def from_column(batch: dict[str, np.ndarray]) -> list[Sample]:
     return [pickle.loads(b) for b in batch["sample"]]
 
 
+def _in_batches(stage: Stage, samples: list[Sample]) -> list[Sample]:
+    # A stage with batch_size 1 gets whole blocks from Ray Data (one call per block, not per row:
+    # the per-batch conversions cost more than a rejected sample's pass-through) and takes them one by one.
+    n = max(stage.batch_size, 1)
+    return [out for i in range(0, len(samples), n) for out in stage(samples[i:i + n])]
+
+
 class _StageActor:
     """One actor of a model stage's pool: ``setup()`` once, then batches."""
 
@@ -45,11 +59,49 @@ class _StageActor:
         stage.setup()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return to_column(self.stage(from_column(batch)))
+        return to_column(_in_batches(self.stage, from_column(batch)))
 
 
 def _run_task(batch: dict[str, np.ndarray], stage: Stage) -> dict[str, np.ndarray]:
-    return to_column(stage(from_column(batch)))
+    return to_column(_in_batches(stage, from_column(batch)))
+
+
+def _named(fn: Any, name: str) -> Any:
+    """``fn`` (a task function or an actor class) under the stage's name: Ray Data names its operators,
+    progress lines and dashboard rows after the function, so ``MapBatches(ExtendTarget)``, not one
+    ``MapBatches(_StageActor)`` per stage."""
+    if isinstance(fn, type):
+        return type(name, (fn,), {"__module__": fn.__module__, "__qualname__": name})
+
+    def task(batch: dict[str, np.ndarray], *args: Any) -> dict[str, np.ndarray]:
+        return fn(batch, *args)
+
+    task.__name__ = task.__qualname__ = name
+    return task
+
+
+def _ingest_task(batch: dict[str, np.ndarray], ingest: Ingest, gate: Any) -> dict[str, np.ndarray]:
+    """Chunk descriptors in, the inputs this run builds out (read, stat and hashed here, on a worker)."""
+    import ray
+
+    samples = [s for d in batch["desc"] for s in ingest.samples(pickle.loads(d))]
+    return to_column(admit_samples(samples, lambda items: ray.get(gate.admit.remote(items))))
+
+
+class GateActor:
+    """The run's ``Gate`` (pipelines/ingest.py) as an actor: one place that sees every content id."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+
+    def admit(self, items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return self.gate.admit(items)
+
+    def committed(self, keys: list[str]) -> dict[str, str]:
+        return self.gate.committed(keys)
+
+    def state(self) -> tuple[Any, dict[str, str]]:
+        return self.gate.state()
 
 
 LOOPBACK = "127.0.0.1"
@@ -123,10 +175,13 @@ class RayRunner:
         max_actors: int = 2,
         dashboard: bool = False,
         shutdown: bool = True,
+        model_resource: str | None = None,
     ) -> None:
         self.address, self.num_cpus, self.max_actors = address, num_cpus, max_actors
-        self.dashboard, self.shutdown = dashboard, shutdown
+        self.dashboard, self.shutdown, self.model_resource = dashboard, shutdown, model_resource
         self.info: dict[str, Any] = {}
+        self.driver_payload_bytes = 0
+        self.gate_state: tuple[Any, dict[str, str]] | None = None
 
     def _actor_cpus(self, stages: list[Stage], cluster_cpus: float) -> dict[str, float]:
         pools = [s for s in stages if s.is_model_stage and s.resources.gpus == 0]
@@ -136,6 +191,7 @@ class RayRunner:
         return {s.name: round(min(s.resources.cpus, budget), 3) for s in pools}
 
     def run(self, stages: list[Stage], inputs: Iterable[Sample]) -> Iterator[Sample]:
+        """Samples back to the driver (benchmarks/bench_runners.py; builds use ``write``)."""
         import ray
 
         self.info = init_ray(self.address, self.num_cpus, self.dashboard)
@@ -150,7 +206,46 @@ class RayRunner:
             for stage in stages:
                 ds = self._apply(ds, stage, actor_cpus)
             for row in ds.iter_rows():
+                self.driver_payload_bytes += len(row["sample"])
                 yield pickle.loads(row["sample"])
+        finally:
+            if self.shutdown and self.info.get("embedded"):
+                ray.shutdown()
+
+    def write(self, stages: list[Stage], ingest: Ingest, gate: Gate, spec: ShardSpec,
+              local_out: bool) -> Iterator[dict[str, Any]]:
+        """Ingest, stages and shard writing on the cluster; yields each write task's small result.
+
+        ``gate_state`` holds the gate's counts and rebuild reasons once the stream is exhausted.
+        """
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from pipelines.shared_storage import require_shared
+
+        self.info = init_ray(self.address, self.num_cpus, self.dashboard)
+        try:
+            require_shared(spec.root, local_out)
+            held = ray.cluster_resources()
+            self.info.update(cluster_cpus=float(held.get("CPU", 0)), cluster_gpus=float(held.get("GPU", 0)))
+            actor_cpus = self._actor_cpus(stages, float(held.get("CPU", 1.0)))
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            actor = ray.remote(GateActor).options(num_cpus=0, scheduling_strategy=here).remote(gate)
+            # Descriptors are small (a byte range, a row group, a few names): the metadata stays on storage.
+            descs = [{"desc": pickle.dumps(d, protocol=5)} for d in ingest.descriptors()]
+            if descs:
+                ds = ray.data.from_items(descs, override_num_blocks=min(len(descs), 10_000))
+                ds = ds.map_batches(_named(_ingest_task, "Ingest"), fn_args=(ingest, actor), batch_size=1,
+                                    batch_format="numpy",
+                                    zero_copy_batch=False, num_cpus=0.5)
+                for stage in stages:
+                    ds = self._apply(ds, stage, actor_cpus)
+                ds = ds.map_batches(_named(write_task, "WriteShards"), fn_args=(spec, actor), batch_size=spec.max_samples,
+                                    batch_format="numpy", zero_copy_batch=False, num_cpus=0.25)
+                for row in ds.iter_rows():
+                    self.driver_payload_bytes += len(row["result"])
+                    yield pickle.loads(row["result"])
+            self.gate_state = ray.get(actor.state.remote())
         finally:
             if self.shutdown and self.info.get("embedded"):
                 ray.shutdown()
@@ -158,16 +253,18 @@ class RayRunner:
     def _apply(self, ds: Any, stage: Stage, actor_cpus: dict[str, float]) -> Any:
         if hasattr(stage, "ray_apply"):  # e.g. vLLM through ray.data.llm works on the Dataset
             return stage.ray_apply(ds)
-        common = {"batch_size": stage.batch_size, "batch_format": "numpy", "zero_copy_batch": False}
+        size = stage.batch_size if stage.batch_size > 1 else None  # None: whole blocks (see _in_batches)
+        common = {"batch_size": size, "batch_format": "numpy", "zero_copy_batch": False}
         if stage.is_model_stage:
             cpus = actor_cpus.get(stage.name, stage.resources.cpus)
             log.info("stage %s: actor pool of 1..%d, %.3g CPU / %.3g GPU each", stage.name, self.max_actors, cpus,
                      stage.resources.gpus)
             import ray
 
+            extra = {"resources": {self.model_resource: 0.001}} if self.model_resource else {}
             return ds.map_batches(
-                _StageActor, fn_constructor_args=(stage,),
+                _named(_StageActor, stage.name), fn_constructor_args=(stage,),
                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.max_actors),
-                num_cpus=cpus, num_gpus=stage.resources.gpus or None, **common,
+                num_cpus=cpus, num_gpus=stage.resources.gpus or None, **common, **extra,
             )
-        return ds.map_batches(_run_task, fn_args=(stage,), num_cpus=stage.resources.cpus, **common)
+        return ds.map_batches(_named(_run_task, stage.name), fn_args=(stage,), num_cpus=stage.resources.cpus, **common)

@@ -1,4 +1,4 @@
-"""Señorita-2M pairs: read the metadata into inputs, then validate each pair's clips.
+"""Señorita-2M pairs: turn metadata records into inputs, then validate each pair's clips.
 
 Metadata (DESIGN §5) is a JSON list of records with ``source_video_path``,
 ``target_video_path``, ``instruction`` and ``enhanced_instruction``; paths are relative to
@@ -81,10 +81,15 @@ def load_pairs(pairs_path: str | Path) -> list[Any]:
     return data
 
 
-def pair_inputs(records: list[Any], root: str | Path) -> Iterator[Sample]:
-    """One input Sample per record, content-addressed; unusable records come out rejected."""
+def pair_inputs(records: list[Any], root: str | Path, start: int = 0) -> Iterator[Sample]:
+    """One input Sample per record, content-addressed; unusable records come out rejected.
+
+    Runs where it is called: in an ingest task on a Ray worker for a chunk of the pair list
+    (pipelines/metadata.py ``PairList``), records numbered from ``start``; the content id reads
+    both clips whole, so that work is spread over the cluster, never done by the driver.
+    """
     root = Root(root)
-    for i, rec in enumerate(records):
+    for i, rec in enumerate(records, start):
         desc = json.dumps(rec, sort_keys=True, default=str)
         if not isinstance(rec, dict):
             yield Sample(id=text_id(desc), source={"record": i}).reject("malformed_record", "ingest", desc[:200])
@@ -146,7 +151,7 @@ class ValidatePair(Stage):
         return batch
 
     def _validate(self, s: Sample) -> None:
-        infos = {}
+        infos, seconds = {}, 0.0
         for role in ("source", "target"):
             uri = s.source[f"{role}_abs"]
             fs, p = fsspec.core.url_to_fs(uri)
@@ -168,7 +173,9 @@ class ValidatePair(Stage):
                          f"{self.vfr_tolerance:.0%}; re-encode at a constant rate")
                 return
             infos[role] = info
+            seconds += len(times) / info.fps if info.fps else 0.0
             s.blobs[f"{role}.mp4"] = data
+        s.footage_s = seconds  # both clips decoded as video: what the run's throughput counts
         a, b = infos["source"], infos["target"]
         if (a.width, a.height) != (b.width, b.height):
             s.reject("size_mismatch", self.name, f"source {a.width}x{a.height}, target {b.width}x{b.height}")

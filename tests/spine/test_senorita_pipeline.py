@@ -118,6 +118,11 @@ def test_ray_runner_gives_the_same_manifest(built, demo, tiny, tmp_path):
     ray_rows = sorted(map(key, DatasetFolder(tmp_path / "ray", "senorita_long").rows("inputs")))
     assert ray_rows == [r for r in seq if r[0] in {x[0] for x in ray_rows}] and len(ray_rows) == 3 + len(BROKEN)
     assert verify(tmp_path / "ray")[0] == []
+    # The shards were written by Ray workers: only small rows reached the driver, not the clips.
+    rec = json.loads((tmp_path / "ray" / "runs" / f"{s.run}.json").read_text())
+    assert 0 < rec["driver_payload_bytes"] <= 4096 * s.counts["samples_written"] < rec["bytes_written"]
+    idx = json.loads((tmp_path / "ray" / "dataset.json").read_text())
+    assert all(int(sh["writer"].rsplit("/", 1)[1]) != os.getpid() for sh in idx["shards"])
 
 
 def test_sigkill_mid_run_then_rerun_passes_verify(demo, tiny, tmp_path):
