@@ -1,17 +1,19 @@
 """Score generated videos with the papers' metrics; write ``metrics.json`` and PNG plots.
 
-    memcorpus evaluate GEN.mp4 [--history REF.mp4] [--prompt TEXT] [--shots 0,40,80]
-        [--poses GEN.npy --gt-poses GT.npy] --dino DIR --clip DIR [--aesthetic-head FILE]
-        [--lpips-backbone FILE|TORCH_HOME] --out DIR
+    memcorpus evaluate GEN.mp4 [--generation generation.json] --dino DIR --clip DIR
+        [--aesthetic-clip DIR --aesthetic-head FILE] [--viclip FILE] [--history REF.mp4]
+        [--lpips-backbone FILE|TORCH_HOME] [--prompt TEXT] [--shots 0,40,80] [--device cuda] --out DIR
 
-Real encoders load from local folders (DINOv2 ViT-B/14, CLIP ViT-B/32 or ViT-L/14 for the
-aesthetic head); tests pass the tiny random ones. A metric whose inputs are absent is left out.
+One model per metric as VBench defines it (training/evaluate_models.py). A video written by
+``memcorpus generate`` brings its ``generation.json`` (found beside it): prompts, shot bounds and
+captions (Memento inter-shot and per-character consistency), segments and camera poses (Context-as-
+Memory history comparison of revisited views). ``metrics.json`` records every model's path and SHA-256
+and warns loudly when a model is a tiny random one. A metric whose inputs are absent is left out.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import warnings
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.config import ConfigError
 from training import metrics as M
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ def _backbone_file(path: str, net: str, key: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise ValueError(
+    raise ConfigError(
         f"{key}={path!r}: no {net} backbone weights; expected the file {p if p.suffix else p / name} "
         f"or {p / 'hub' / 'checkpoints' / name} (torchvision's {name}; copy it here, nothing is downloaded)"
     )
@@ -50,7 +53,7 @@ def load_lpips(backbone: str | None, net: str = "alex", key: str = "--lpips-back
     import torch
 
     if net not in LPIPS_BACKBONE_FILES:
-        raise ValueError(f"--lpips-net must be one of {sorted(LPIPS_BACKBONE_FILES)}, got {net!r}")
+        raise ConfigError(f"--lpips-net must be one of {sorted(LPIPS_BACKBONE_FILES)}, got {net!r}")
     path = None if random_backbone else _backbone_file(backbone or "", net, key)
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=False`
         warnings.simplefilter("ignore", UserWarning)
@@ -62,7 +65,7 @@ def load_lpips(backbone: str | None, net: str = "alex", key: str = "--lpips-back
         want = {k: "features." + k.split(".", 1)[1] for k in model.net.state_dict()}
         missing = sorted(v for v in want.values() if v not in state)
         if missing:
-            raise ValueError(f"{key}={str(path)!r} is not a torchvision {net} state dict (missing {missing[:3]})")
+            raise ConfigError(f"{key}={str(path)!r} is not a torchvision {net} state dict (missing {missing[:3]})")
         model.net.load_state_dict({k: state[v] for k, v in want.items()})
     return model.eval()
 
@@ -78,44 +81,84 @@ def evaluate_video(
     gen_poses: np.ndarray | None = None,
     gt_poses: np.ndarray | None = None,
     sample_every: int = 1,
-    aesthetic_norm: str = "memento",
+    aesthetic_norm: str = "vbench",
     lpips_net=None,
+    aesthetic_clip=None,
+    video_text=None,
+    shot_captions: list[str] | None = None,
+    characters: list[str] | None = None,
+    revisits: list[tuple[int, int]] | None = None,
 ) -> tuple[dict, dict]:
-    """(metrics, curves): metrics as floats, per-frame curves for the plots."""
+    """(metrics, curves): metrics as floats, per-frame curves for the plots.
+
+    ``aesthetic_clip``: the CLIP ViT-L/14 the LAION head reads (default: ``clip``); ``video_text``: a
+    text-video model for semantic / per-character consistency (ViCLIP; default: ``clip`` frame means);
+    ``history``: a reference video compared frame by frame; ``revisits``: (i, j) frame pairs of this video
+    compared with each other (Context-as-Memory's history context comparison).
+    """
     out, curves = {}, {}
     sub = frames[::sample_every]
+    clips = [frames[a:b] for a, b in shots] if shots and len(shots) > 1 else None
     if dino is not None:
         f = dino.images(sub)
         out["subject_consistency"] = M.temporal_consistency(f)
         u = f / np.linalg.norm(f, axis=1, keepdims=True)
         curves["dino_cos_to_first"] = (u @ u[0]).tolist()
-        if shots and len(shots) > 1:
-            out["inter_shot_subject"] = M.inter_shot_consistency([dino.images(frames[a:b]) for a, b in shots])
+        if clips:
+            out["inter_shot_subject"] = M.inter_shot_consistency([dino.images(c) for c in clips])
     if clip is not None:
         c = clip.images(sub)
         out["background_consistency"] = M.temporal_consistency(c)
-        if aesthetic_head is not None:
-            raw = aesthetic_head(c)
-            out["aesthetic"] = M.aesthetic(raw, aesthetic_norm)
-            curves["aesthetic_raw"] = raw.tolist()
-        if prompt:
-            out["semantic_consistency"] = M.semantic_consistency(c, clip.text([prompt])[0])
-        if shots and len(shots) > 1:
-            out["inter_shot_clip"] = M.inter_shot_consistency([clip.images(frames[a:b]) for a, b in shots])
+        if clips:
+            out["inter_shot_clip"] = M.inter_shot_consistency([clip.images(x) for x in clips])
+    ac = aesthetic_clip or clip
+    if aesthetic_head is not None and ac is not None:
+        raw = aesthetic_head(ac.images(sub))
+        out["aesthetic"] = M.aesthetic(raw, aesthetic_norm)
+        curves["aesthetic_raw"] = raw.tolist()
+    vt = video_text or clip
+    if vt is not None and prompt:
+        v = vt.videos([frames]) if video_text is not None else clip.images(sub)
+        out["semantic_consistency"] = M.semantic_consistency(v, vt.text([prompt])[0])
+    if vt is not None and clips:
+        shot_feats = _videos(vt, clips)
+        if shot_captions and len(shot_captions) == len(clips):
+            sims = [
+                M.semantic_consistency(shot_feats[i : i + 1], vt.text([cap])[0]) for i, cap in enumerate(shot_captions)
+            ]
+            out["semantic_consistency_shot"] = float(np.mean(sims))
+            score = M.character_consistency(shot_feats, M.character_groups(shot_captions, characters))
+            if score is not None:
+                out["character_consistency"] = score
     if history is not None:
         n = min(len(history), len(frames))
-        p = M.psnr_frames(frames[:n], history[:n])
-        out["history_psnr"] = float(p.mean())
-        curves["history_psnr"] = p.tolist()
-        if lpips_net is not None:
-            d = M.lpips_frames(lpips_net, frames[:n], history[:n])
-            out["lpips_history"] = float(d.mean())
-            curves["history_lpips"] = d.tolist()
-        else:
-            log.warning("lpips_history skipped: no LPIPS backbone configured (--lpips-backbone)")
+        _history(out, curves, frames[:n], history[:n], lpips_net, "history")
+    if revisits:
+        i, j = (np.array(x) for x in zip(*revisits))
+        _history(out, curves, frames[i], frames[j], lpips_net, "revisit")
+        out["revisit_pairs"] = float(len(revisits))
     if gen_poses is not None and gt_poses is not None:
         out.update(M.camera_errors(gen_poses, gt_poses))
     return out, curves
+
+
+def _videos(model, clips: list[np.ndarray]) -> np.ndarray:
+    """One feature per clip: the model's own video embedding (ViCLIP), else the normalised mean of frame features."""
+    if hasattr(model, "videos"):
+        return model.videos(clips)
+    return np.stack([M._unit(model.images(c)).mean(0) for c in clips])
+
+
+def _history(out: dict, curves: dict, a: np.ndarray, b: np.ndarray, lpips_net, name: str) -> None:
+    p = M.psnr_frames(a, b)
+    out[f"{name}_psnr"] = float(p.mean())
+    curves[f"{name}_psnr"] = p.tolist()
+    if lpips_net is not None:
+        d = M.lpips_frames(lpips_net, a, b)
+        out[f"lpips_{name}"] = float(d.mean())
+        curves[f"{name}_lpips"] = d.tolist()
+    else:
+        log.warning(f"lpips_{name} skipped: no LPIPS backbone configured (--lpips-backbone)")
 
 
 def write_report(out_dir: str | Path, metrics: dict, curves: dict) -> list[Path]:
@@ -141,48 +184,46 @@ def write_report(out_dir: str | Path, metrics: dict, curves: dict) -> list[Path]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", help="generated video (mp4)")
+    p.add_argument("video", help="generated video (mp4), e.g. what `memcorpus generate` wrote")
     p.add_argument("--out", required=True, help="folder for metrics.json and plots")
-    p.add_argument("--dino", help="local DINOv2 folder (subject consistency)")
-    p.add_argument("--clip", help="local CLIP folder (background, semantic, aesthetic)")
-    p.add_argument("--aesthetic-head", help="LAION linear head state dict (.pth); needs --clip ViT-L/14")
-    p.add_argument("--aesthetic-norm", default="memento", choices=["memento", "vbench"])
-    p.add_argument("--prompt", help="text the video should match")
-    p.add_argument("--history", help="reference video for PSNR against history")
-    p.add_argument("--shots", help="comma-separated shot start frames, e.g. 0,40,80")
+    p.add_argument("--generation", help="generation.json of the video (default: the one beside it, if any)")
+    p.add_argument(
+        "--dino", help="DINO folder: subject consistency (VBench: facebook/dino-vitb16; Memento: facebook/dinov2-base)"
+    )
+    p.add_argument("--clip", help="CLIP ViT-B/32 folder: background consistency (and the semantic fallback)")
+    p.add_argument("--aesthetic-clip", help="CLIP ViT-L/14 folder the LAION head reads (default: --clip)")
+    p.add_argument("--aesthetic-head", help="LAION linear head state dict (.pth, 768->1 for ViT-L/14)")
+    p.add_argument(
+        "--aesthetic-norm",
+        default="vbench",
+        choices=["vbench", "memento"],
+        help="vbench: score/10 (VBench, Memory-V2V tables); memento: (score-1)/9 (Memento Table 1)",
+    )
+    p.add_argument(
+        "--viclip",
+        help="ViCLIP checkpoint (VBench's ViClip-InternVid-10M-FLT.pth; needs the vbench "
+        "package): semantic, shot and per-character consistency; without it CLIP stands in, said so",
+    )
+    p.add_argument("--prompt", help="text the video should match (default: from generation.json)")
+    p.add_argument("--characters", help="comma-separated character names for per-character consistency")
+    p.add_argument("--history", help="reference video for PSNR/LPIPS against history")
+    p.add_argument("--shots", help="comma-separated shot start frames, e.g. 0,40,80 (default: generation.json)")
     p.add_argument("--poses", help="(T,4,4) .npy camera-to-world of the generated video")
     p.add_argument("--gt-poses", help="(T,4,4) .npy ground-truth camera-to-world")
+    p.add_argument("--revisit-deg", type=float, default=5.0, help="largest camera angle between revisited views")
     p.add_argument("--sample-every", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="torch device for every model (cpu, cuda, cuda:1)")
     p.add_argument(
         "--lpips-backbone",
-        help=f"LPIPS against --history: torchvision backbone weights file, or a TORCH_HOME / folder holding "
+        help=f"LPIPS: torchvision backbone weights file, or a TORCH_HOME / folder holding "
         f"{LPIPS_BACKBONE_FILES['alex']} (alex) or {LPIPS_BACKBONE_FILES['vgg']} (vgg); never downloaded",
     )
     p.add_argument("--lpips-net", default="alex", choices=sorted(LPIPS_BACKBONE_FILES))
 
 
 def run(args: argparse.Namespace) -> int:
-    from stages.video import read_frames
-    from training.encoders import AestheticHead, ClipEncoder, DinoEncoder
+    from training.evaluate_cli import evaluate_files
 
-    frames = read_frames(args.video)
-    dino = DinoEncoder(args.dino) if args.dino else None
-    clip = ClipEncoder(args.clip, "--clip") if args.clip else None
-    head = AestheticHead(args.aesthetic_head, clip.dim) if (clip and args.aesthetic_head) else None
-    shots = None
-    if args.shots:
-        starts = [int(x) for x in args.shots.split(",")] + [len(frames)]
-        shots = list(itertools.pairwise(starts))
-    history = read_frames(args.history) if args.history else None
-    if history is not None and history.shape[1:] != frames.shape[1:]:
-        raise ValueError(f"--history frames {history.shape[1:]} differ from the video's {frames.shape[1:]}")
-    lp = load_lpips(args.lpips_backbone, args.lpips_net) if (history is not None and args.lpips_backbone) else None
-    poses = np.load(args.poses, allow_pickle=False) if args.poses else None
-    gt = np.load(args.gt_poses, allow_pickle=False) if args.gt_poses else None
-    metrics, curves = evaluate_video(
-        frames, dino, clip, head, args.prompt, shots, history, poses, gt, args.sample_every, args.aesthetic_norm, lp
-    )
-    for path in write_report(args.out, metrics, curves):
-        print(path)
-    print(json.dumps(metrics, indent=1, sort_keys=True))
+    metrics = evaluate_files(args)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "models"}, indent=1, sort_keys=True))
     return 0

@@ -1,9 +1,11 @@
-"""The papers' evaluation formulas on precomputed features (encoders live in training/encoders.py).
+"""The papers' evaluation formulas on precomputed features (models live in training/evaluate_models.py).
 
 Kept free of models so every formula is checked against a hand computation in tests.
-Sources: VBench via DESIGN §7 (subject/background), memento App. D (aesthetic, semantic,
-inter-shot), memory-v2v §4 (PSNR/LPIPS against history), CameraCtrl-style RotErr/TransErr.
-LPIPS takes the network as an argument (training/evaluate.py ``load_lpips`` builds it offline).
+Sources: VBench (subject/background consistency, aesthetic /10, overall consistency), Memento
+(arXiv 2606.14667) App. D (inter-shot, character-grouped inter-shot, its own aesthetic scaling),
+Context-as-Memory (arXiv 2506.03141) §4.1 "history context comparison" (PSNR/LPIPS between a revisited
+view and its earlier generation), CameraCtrl-style RotErr/TransErr. LPIPS takes the network as an
+argument (training/evaluate.py ``load_lpips`` builds it offline).
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ def temporal_consistency(feats: np.ndarray) -> float:
     return float(np.mean(0.5 * (prev + first)))
 
 
-def aesthetic(raw_scores: np.ndarray, norm: str = "memento") -> float:
+def aesthetic(raw_scores: np.ndarray, norm: str = "vbench") -> float:
     """Mean aesthetic score in [0, 1]: LAION predictor outputs on a 1-10 scale.
 
-    memento App. D normalises (s - 1) / 9; DESIGN/VBench divide by 10. The paper's is the default.
+    VBench divides by 10 (the default, comparable with VBench tables and Memory-V2V's); Memento App. D.4
+    normalises (s - 1) / 9 (``norm="memento"``, comparable with Memento's Table 1).
     """
     s = np.asarray(raw_scores, np.float64)
     if norm == "memento":
@@ -81,9 +84,11 @@ def lpips_frames(net, gen: np.ndarray, ref: np.ndarray, batch: int = 8) -> np.nd
     if gen.shape != ref.shape:
         raise ValueError(f"LPIPS needs equal shapes, got {gen.shape} vs {ref.shape}")
     out = []
+    dev = next(net.parameters()).device  # the evaluator's --device
     with torch.no_grad():
         for i in range(0, len(gen), batch):  # batched: a whole video through AlexNet at once can exhaust memory
-            out.append(net(lpips_input(gen[i : i + batch]), lpips_input(ref[i : i + batch])).flatten())
+            a, b = lpips_input(gen[i : i + batch]).to(dev), lpips_input(ref[i : i + batch]).to(dev)
+            out.append(net(a, b).flatten().cpu())
     return torch.cat(out).double().numpy() if out else np.zeros(0)
 
 
@@ -103,3 +108,59 @@ def camera_errors(gen: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     scale = lambda t: t / max(np.linalg.norm(np.diff(t, axis=0), axis=1).sum(), 1e-12)
     trans = float(np.linalg.norm(scale(ta) - scale(tb), axis=1).sum())
     return {"rot_err_deg": rot, "trans_err": trans}
+
+
+def character_groups(captions: list[str], names: list[str] | None = None) -> dict[str, list[int]]:
+    """Shots per character: ``[Person X]`` tags (Memento App. D.5) and the given names, matched as whole words."""
+    import re
+
+    found: dict[str, list[int]] = {}
+    for i, c in enumerate(captions):
+        tags = set(re.findall(r"\[([^\[\]]+)\]", c))
+        tags |= {n for n in names or [] if n and re.search(rf"(?<!\w){re.escape(n)}(?!\w)", c, re.IGNORECASE)}
+        for t in tags:
+            found.setdefault(t, []).append(i)
+    return found
+
+
+def character_consistency(shot_feats: np.ndarray, groups: dict[str, list[int]]) -> float | None:
+    """Memento App. D.5 character-grouped inter-shot consistency: per character, the mean pairwise cosine of
+    the shots it appears in; then the mean over characters. None when no character appears in 2 shots."""
+    f = _unit(shot_feats)
+    per = []
+    for shots in groups.values():
+        if len(shots) < 2:
+            continue
+        g = f[shots]
+        sims = g @ g.T
+        iu = np.triu_indices(len(shots), 1)
+        per.append(float(sims[iu].mean()))
+    return float(np.mean(per)) if per else None
+
+
+def revisit_pairs(
+    poses: np.ndarray, segments: list[list[int]], max_deg: float = 5.0, max_dist: float = 0.05
+) -> list[tuple[int, int]]:
+    """(i, j) pairs: frame i of a later segment and the earlier frame j (more than a segment back) nearest its camera.
+
+    Context-as-Memory §4.1 compares "newly generated frames with previously generated ones" on trajectories
+    that turn away and come back; a pair counts when the two cameras differ by at most ``max_deg`` degrees
+    and ``max_dist`` (in the trajectory's units, relative to its total path length).
+    """
+    p = np.asarray(poses, np.float64)
+    path = max(np.linalg.norm(np.diff(p[:, :3, 3], axis=0), axis=1).sum(), 1e-12)
+    out = []
+    for a, b in segments[1:]:
+        for i in range(a, min(b, len(p))):
+            # more than a segment back: adjacent frames match trivially and say nothing about memory
+            earlier = np.arange(0, max(0, min(a, i - (b - a))))
+            if not len(earlier):
+                continue
+            rel = np.transpose(p[earlier, :3, :3], (0, 2, 1)) @ p[i, :3, :3]
+            ang = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+            dist = np.linalg.norm(p[earlier, :3, 3] - p[i, :3, 3], axis=1) / path
+            ok = (ang <= max_deg) & (dist <= max_dist)
+            if ok.any():
+                j = earlier[ok][np.argmin((ang / max_deg + dist / max_dist)[ok])]
+                out.append((i, int(j)))
+    return out
