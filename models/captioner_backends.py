@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -112,12 +110,14 @@ def _jpeg_b64(img: np.ndarray) -> str:
 
 
 class OpenAIBackend:
-    """Any OpenAI-compatible chat server (e.g. ``vllm serve Qwen/Qwen3-VL-8B-Instruct``), JSON-schema
-    response format. Videos go as an MP4 data URL encoded at the sampled fps, so the server reads
-    the right timestamps. Connection failures and timeouts are retried a bounded number of times."""
+    """Any OpenAI-compatible chat server (e.g. ``vllm serve Qwen/Qwen3-VL-8B-Instruct``) through the ``openai``
+    client, JSON-schema response format. Videos go as an MP4 data URL encoded at the sampled fps, so the server
+    reads the right timestamps. The client retries connection failures, timeouts, 408/409/429 and 5xx with
+    exponential backoff (``retries`` times); what is still failing then becomes a retryable reject."""
 
     name = "openai"
     tiny_random = False
+    _RETRIED_STATUS = (408, 409, 429)  # the client retries these besides 5xx: the server is busy, not our request
 
     def __init__(self, model: str | None = None, base_url: str = "http://127.0.0.1:8000/v1", timeout_s: float = 120.0,
                  retries: int = 2, concurrency: int = 8, api_key_env: str = "OPENAI_API_KEY") -> None:
@@ -125,9 +125,18 @@ class OpenAIBackend:
             raise ValueError("captions.model must name the model the server serves (e.g. Qwen/Qwen3-VL-8B-Instruct)")
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"captions.base_url={redact_url(base_url)!r} must be an http(s) URL ending in /v1")
+        try:
+            import openai
+        except ImportError as e:
+            raise ImportError("captions.backend='openai' needs the openai client: pip install -e '.[openai]'") from e
+        # httpx logs every request URL at INFO, credentials in captions.base_url included: keep it to warnings.
+        logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
+        self._openai = openai
         self.model, self.base_url, self.timeout_s, self.retries = model, base_url.rstrip("/"), timeout_s, retries
         self.shown_url = redact_url(self.base_url)  # what errors and logs may quote
-        self.concurrency, self.api_key = concurrency, os.environ.get(api_key_env, "EMPTY")
+        self.concurrency = concurrency
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env, "EMPTY"),
+                                    timeout=timeout_s, max_retries=retries)
         self.generated_tokens = 0
 
     def payload(self, req: Request) -> dict[str, Any]:
@@ -146,28 +155,26 @@ class OpenAIBackend:
                                     "json_schema": {"name": "answer", "schema": req.schema, "strict": True}}}
 
     def _post(self, body: dict[str, Any]) -> str | CaptionError:
-        data = json.dumps(body).encode()
-        last = ""
-        for attempt in range(self.retries + 1):
-            req = urllib.request.Request(f"{self.base_url}/chat/completions", data=data, method="POST", headers={
-                "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
-                    reply = json.loads(r.read())
-                self.generated_tokens += int(reply.get("usage", {}).get("completion_tokens", 0))
-                return reply["choices"][0]["message"]["content"] or ""
-            except urllib.error.HTTPError as e:
-                if e.code < 500:  # our request is wrong; asking again will not help
-                    return CaptionError("caption_server_error", f"HTTP {e.code}: {e.read()[:300]!r}")
-                last = f"HTTP {e.code}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                last = f"{type(e).__name__}: {e}"
-            except (KeyError, IndexError, json.JSONDecodeError) as e:
-                return CaptionError("caption_server_error", f"malformed reply: {e}")
-            if attempt < self.retries:
-                time.sleep(min(2.0**attempt, 10.0))
-        return CaptionError("caption_server_unavailable",
-                            f"{self.shown_url} after {self.retries + 1} tries: {redact_url(last)}")
+        oa = self._openai
+        tries = f"{self.shown_url} after {self.retries + 1} tries"
+        try:
+            reply = self.client.chat.completions.create(**body)
+        except oa.APIStatusError as e:
+            if e.status_code >= 500 or e.status_code in self._RETRIED_STATUS:
+                return CaptionError("caption_server_unavailable", f"{tries}: HTTP {e.status_code}")
+            # our request is wrong; asking again will not help
+            return CaptionError("caption_server_error", f"HTTP {e.status_code}: {redact_url(str(e.message))[:300]}")
+        except oa.APIConnectionError as e:  # refused, reset, timed out (APITimeoutError)
+            return CaptionError("caption_server_unavailable", f"{tries}: {type(e).__name__}: {redact_url(str(e))}")
+        except oa.APIResponseValidationError as e:
+            return CaptionError("caption_server_error", f"malformed reply: {e}")
+        try:
+            text = reply.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError) as e:  # 200 with a body that is no chat completion
+            return CaptionError("caption_server_error", f"malformed reply: {type(e).__name__}: {e}")
+        usage = getattr(reply, "usage", None)
+        self.generated_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+        return text
 
     def generate(self, requests: list[Request]) -> list[str | CaptionError]:
         bodies = [self.payload(r) for r in requests]

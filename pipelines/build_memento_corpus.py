@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python pipelines/build_memento_corpus.py` (also under `ray job submit`)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.common import RunConfig, add_common_args, load_config, run_corpus
+from pipelines.common import RunConfig, load_config, run_corpus
 from stages.base import Resources, Sample, Stage
 
 log = logging.getLogger("memcorpus.memento")
@@ -37,10 +37,13 @@ class ShotsConfig:
     threshold: float | None = None  # backend default when None
     device: str = "cpu"  # transnetv2 on GPU workers: "cuda" with gpus > 0
     gpus: float = 0.0
+    fades: bool = False  # content only: also cut at fades to/from black (Memento wants hard cuts only: off)
 
     def __post_init__(self) -> None:
         if self.backend not in ("content", "transnetv2"):
             raise ValueError(f"shots.backend must be 'content' or 'transnetv2', got {self.backend!r}")
+        if self.fades and self.backend != "content":
+            raise ValueError("shots.fades is an option of the 'content' backend")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class SubtitleConfig:
     sample_fps: float = 2.0
     aspect: float = 0.0  # crop w/h; 0 keeps the picture's aspect
     crop_overlays: bool = True  # also cut static overlays (logos) off the crop
+    overlay_budget: float = 0.35  # most of the crop's area cutting one overlay may cost
+    reject_overlay_kept: bool = True  # reject ("overlay_kept") sequences whose crop still shows an overlay
     min_kept_fraction: float = 0.4
 
     def __post_init__(self) -> None:
@@ -98,6 +103,8 @@ class TrackingConfig:
     classes: tuple[int, ...] = (0,)
     sample_fps: float = 5.0
     require_subject: bool = False  # reject sequences where nobody is tracked (default: report recon absent)
+    min_subject_conf: float = 0.3  # a primary subject's mean detector score (weak boxes are scenery)
+    min_coverage: float = 0.5  # ...and the share of sampled frames of its span it is seen on (a steady track)
     cpus: float = 1.0
     gpus: float = 0.0
 
@@ -152,7 +159,7 @@ class MementoConfig:
             raise ValueError(f"footage: {self.footage} is not a folder")
 
 
-def resolve_models(cfg: MementoConfig) -> MementoConfig:
+def resolve_models(cfg: MementoConfig, build: bool = True) -> MementoConfig:
     """Demo mode captions with a tiny random Qwen3-VL; a real run must name its captioner."""
     from dataclasses import replace
 
@@ -162,6 +169,8 @@ def resolve_models(cfg: MementoConfig) -> MementoConfig:
     if cfg.footage:
         raise ValueError("captions.model is not set: give a local Qwen3-VL folder (transformers), the served model "
                          "name (openai) or a hub id (vllm_ray), or --set captions.enabled=false")
+    if not build:  # --dry-run: where the demo's tiny captioner will be, built when the build runs
+        return replace(cfg, captions=replace(c, model=str(Path(cfg.tiny_models) / "qwen3vl")))
     from models.tiny import build_tiny
 
     log.warning("demo mode: captions from a tiny RANDOM Qwen3-VL in %s (plumbing only)", cfg.tiny_models)
@@ -169,14 +178,13 @@ def resolve_models(cfg: MementoConfig) -> MementoConfig:
     return replace(cfg, captions=replace(c, model=str(build_tiny("qwen3vl", cfg.tiny_models)), limits=limits))
 
 
-def build_inputs(cfg: MementoConfig) -> Iterator[Sample]:
+def build_inputs(cfg: MementoConfig) -> Iterable[Sample]:  # a FootageListing (pipelines/metadata.py)
     from pipelines.demo_memento_dataset import write_demo
-    from stages.ids import content_id
+    from pipelines.metadata import FootageListing
 
     root = Path(cfg.footage) if cfg.footage else write_demo(Path(cfg.run.out).parent / "memento_demo_input",
                                                            cfg.demo_size)
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS):
-        yield Sample(id=content_id([path]), source={"path": str(path)})
+    return FootageListing(root, tuple(VIDEO_EXTENSIONS))  # names listed here; films hashed by the ingest tasks
 
 
 def build_stages(cfg: MementoConfig) -> list[Stage]:
@@ -194,7 +202,7 @@ def front_half(cfg: MementoConfig) -> list[Stage]:
     q, sub, seq = cfg.quality, cfg.subtitles, cfg.sequences
     stages: list[Stage] = [
         DetectShots(backend=cfg.shots.backend, threshold=cfg.shots.threshold, device=cfg.shots.device,
-                    resources=Resources(cpus=1, gpus=cfg.shots.gpus)),
+                    fades=cfg.shots.fades, resources=Resources(cpus=1, gpus=cfg.shots.gpus)),
         SplitSequences(min_seconds=seq.min_seconds, max_seconds=seq.max_seconds, min_shot_seconds=seq.min_shot_seconds,
                        min_shots=seq.min_shots, max_shots=seq.max_shots),
     ]
@@ -208,6 +216,7 @@ def front_half(cfg: MementoConfig) -> list[Stage]:
     if sub.enabled:
         stages.append(CropSubtitles(backend=sub.backend, model_dir=sub.model_dir, sample_fps=sub.sample_fps,
                                     aspect=sub.aspect, crop_overlays=sub.crop_overlays,
+                                    overlay_budget=sub.overlay_budget, reject_overlay_kept=sub.reject_overlay_kept,
                                     min_kept_fraction=sub.min_kept_fraction))
     stages.append(WriteClip(crf=cfg.clip_crf, preset=cfg.clip_preset, short_side=cfg.clip_short_side))
     return stages
@@ -221,6 +230,7 @@ def back_half(cfg: MementoConfig) -> list[Stage]:
     t, c = cfg.tracking, cfg.captions
     tracking = {"detector": t.detector, "yolo_weights": t.yolo_weights, "trust_weights": t.trust_weights,
                 "classes": t.classes, "sample_fps": t.sample_fps, "require_subject": t.require_subject,
+                "min_subject_conf": t.min_subject_conf, "min_coverage": t.min_coverage,
                 "resources": Resources(cpus=t.cpus, gpus=t.gpus)}
     captions: dict = {"backend": c.backend, "model": c.model, "max_retries": c.max_retries, "limits": dict(c.limits),
                       "resources": Resources(cpus=c.cpus, gpus=c.gpus)}
@@ -234,6 +244,8 @@ def back_half(cfg: MementoConfig) -> list[Stage]:
 
 class CaptionStats:
     """Collects caption lengths while the run streams, for the Memento Table 3 block of the summary."""
+
+    meta_keys = ("captions",)  # all it reads: under Ray only these travel to the driver (pipelines/execute.py)
 
     def __init__(self) -> None:
         self.captions: list[dict] = []
@@ -254,16 +266,54 @@ class CaptionStats:
         return {"Caption lengths in characters (Memento Table 3 form)": format_caption_table(caption_table(stubs))}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(p)
+CORPUS = "memento"
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--footage", help="folder of footage files (default: generate demo footage)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    cfg = resolve_models(load_config(MementoConfig, args, footage=args.footage))
+
+
+def load(args: argparse.Namespace, build_models: bool = True) -> MementoConfig:
+    return resolve_models(load_config(MementoConfig, args, footage=args.footage), build=build_models)
+
+
+def model_paths(cfg: MementoConfig) -> dict[str, str]:
+    q, sub, t, c = cfg.quality, cfg.subtitles, cfg.tracking, cfg.captions
+    keys = {"quality.clip_model": q.clip_model if q.enabled else "",
+            "quality.aesthetic_head": q.aesthetic_head if q.enabled else "",
+            "subtitles.model_dir": sub.model_dir if sub.enabled and sub.backend == "paddle" else "",
+            "tracking.yolo_weights": t.yolo_weights if t.enabled and t.detector == "yolo" else "",
+            # the openai backend's model is the name a running server serves, not a path
+            "captions.model": c.model if c.enabled and c.backend != "openai" and cfg.footage else ""}
+    return {k: v for k, v in keys.items() if v}
+
+
+def demo_note(cfg: MementoConfig) -> str | None:
+    if cfg.footage or not cfg.captions.enabled:
+        return None
+    return f"demo mode: a tiny RANDOM Qwen3-VL captioner built in {cfg.tiny_models} when the build runs"
+
+
+def count_inputs(cfg: MementoConfig) -> dict[str, int]:
+    root = Path(cfg.footage or Path(cfg.run.out).parent / "memento_demo_input")
+    n = sum(1 for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not cfg.footage and not n:
+        return {f"demo footage files (generated under {root} when the build runs)": 0}
+    return {f"video files under {root}": n}
+
+
+def run(cfg: MementoConfig, inputs):
     stats = CaptionStats()
-    return run_corpus("memento", cfg, build_inputs(cfg), build_stages(cfg), observe=stats, tables=stats.tables).exit_code
+    return run_corpus(CORPUS, cfg, inputs, build_stages(cfg), observe=stats, tables=stats.tables)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    from pipelines.preflight import build_main
+
+    return build_main(sys.modules[__name__], argv, prog)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipelines.config import exit_on_user_error
+
+    sys.exit(exit_on_user_error(main))

@@ -24,7 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python pipelines/build_multicam_corpus.py` (also under `ray job submit`)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.common import RunConfig, add_common_args, load_config, run_corpus
+from pipelines.common import RunConfig, load_config, run_corpus
 from stages.base import Sample, Stage
 
 log = logging.getLogger("memcorpus.multicam")
@@ -45,12 +45,16 @@ class PosesConfig:
 class FovConfig:
     n_theta: int = 180  # 180 x 360 = 64,800 directions (memory-v2v §0.D.1)
     n_phi: int = 360
+    radius: float | str = "auto"  # Alg. 1's sphere radius in metres; "auto": per scene (models/fov_radius.py)
     lam: float = 0.5
     top_k: int = 3
 
     def __post_init__(self) -> None:
+        from models.fov_radius import check_radius
+
         if not 0 <= self.lam <= 1:
             raise ValueError(f"fov.lam must be in [0, 1], got {self.lam}")
+        check_radius(self.radius)
 
 
 @dataclass(frozen=True)
@@ -152,23 +156,57 @@ def build_stages(cfg: MulticamConfig) -> list[Stage]:
     return [
         LoadPoses(reference_camera=p.reference_camera, fov_deg=p.fov_deg, include_media=p.include_media),
         *sfm,
-        ComputeVideoFov(n_theta=f.n_theta, n_phi=f.n_phi, lam=f.lam, top_k=f.top_k),
+        ComputeVideoFov(n_theta=f.n_theta, n_phi=f.n_phi, radius=f.radius, lam=f.lam, top_k=f.top_k),
         FindCovisibleFrames(method=c.method, near=c.near, far=c.far, threshold=c.threshold),
         CaptionWindows(captioner=cap.captioner, model=cap.model, window=cap.window),
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(p)
+CORPUS = "multicam"
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--multicam", help="MultiCamVideo folder (default: generate demo scenes)")
     p.add_argument("--roams", help="Context-as-Memory folder with frames/ and jsons/")
     p.add_argument("--views", help="folder of static multi-view frame sets to pose by SfM (pycolmap)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    cfg = load_config(MulticamConfig, args, multicam=args.multicam, roams=args.roams, views=args.views)
-    return run_corpus("multicam", cfg, build_inputs(cfg), build_stages(cfg)).exit_code
+
+
+def load(args: argparse.Namespace, build_models: bool = True) -> MulticamConfig:
+    return load_config(MulticamConfig, args, multicam=args.multicam, roams=args.roams, views=args.views)
+
+
+def model_paths(cfg: MulticamConfig) -> dict[str, str]:
+    return {"captions.model": cfg.captions.model} if cfg.captions.captioner and cfg.captions.model else {}
+
+
+def count_inputs(cfg: MulticamConfig) -> dict[str, int]:
+    multicam, roams = cfg.multicam, cfg.roams
+    if not multicam and not roams:
+        demo = Path(cfg.run.out).parent / "multicam_demo_input"
+        if not (demo / "done").exists():
+            return {f"demo scenes and roams (generated under {demo} when the build runs)": 0}
+        multicam, roams = str(demo / "multicam"), str(demo / "cam")
+    counts = {}
+    if multicam:
+        counts[f"scenes under {multicam}"] = sum(1 for _ in Path(multicam).rglob("cameras/camera_extrinsics.json"))
+    if roams:
+        counts[f"roams in {roams}/jsons"] = sum(1 for _ in (Path(roams) / "jsons").glob("*.json"))
+    if cfg.views:
+        counts[f"frame sets under {cfg.views}"] = sum(1 for d in Path(cfg.views).iterdir() if d.is_dir())
+    return counts
+
+
+def run(cfg: MulticamConfig, inputs):
+    return run_corpus(CORPUS, cfg, inputs, build_stages(cfg))
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    from pipelines.preflight import build_main
+
+    return build_main(sys.modules[__name__], argv, prog)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipelines.config import exit_on_user_error
+
+    sys.exit(exit_on_user_error(main))

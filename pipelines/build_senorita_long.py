@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python pipelines/build_senorita_long.py` (also under `ray job submit`)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.common import RunConfig, add_common_args, load_config, run_corpus
+from pipelines.common import RunConfig, load_config, run_corpus
 from stages.base import Resources, Stage
 
 log = logging.getLogger("memcorpus.senorita")
@@ -79,8 +79,9 @@ class SenoritaConfig:
             raise ValueError(f"pairs: {self.pairs} is not a file")
 
 
-def resolve_models(cfg: SenoritaConfig) -> SenoritaConfig:
-    """Demo mode builds tiny random models; a real run must name its weights."""
+def resolve_models(cfg: SenoritaConfig, build: bool = True) -> SenoritaConfig:
+    """Demo mode builds tiny random models (``build=False``: not yet, for --dry-run); a real run must name its
+    weights."""
     from dataclasses import replace
 
     from models.tiny import build_tiny
@@ -92,6 +93,9 @@ def resolve_models(cfg: SenoritaConfig) -> SenoritaConfig:
                 raise ValueError(f"{key} is not set: give a local folder or hub id (--set {key}=...); for an "
                                  "offline smoke run, `memcorpus make-tiny-models DIR` and point it at DIR/<family>")
         return cfg
+    if not build:  # --dry-run: where the demo's tiny models will be, built when the build runs
+        ext = replace(ext, model=ext.model or str(Path(cfg.tiny_models) / "framepack"))
+        return replace(cfg, extend=ext, descriptors=replace(desc, model=desc.model or str(Path(cfg.tiny_models) / "dinov2")))
     if not ext.model:
         ext = replace(ext, model=str(build_tiny("framepack", cfg.tiny_models)), steps=cfg.demo_steps)
     if not desc.model:
@@ -102,13 +106,13 @@ def resolve_models(cfg: SenoritaConfig) -> SenoritaConfig:
 
 def build_inputs(cfg: SenoritaConfig):
     from pipelines.demo_senorita import write_demo
-    from stages.senorita import load_pairs, pair_inputs
+    from pipelines.metadata import PairList
 
     pairs = cfg.pairs
     if not pairs:
         pairs = str(write_demo(Path(cfg.run.out).parent / "senorita_demo_input", cfg.demo_pairs, cfg.demo_size))
     root = cfg.root or (pairs.rsplit("/", 1)[0] if "://" in pairs else str(Path(pairs).parent))
-    return pair_inputs(load_pairs(pairs), root)
+    return PairList(pairs, root)  # records streamed; clips read and hashed by the ingest tasks
 
 
 def build_stages(cfg: SenoritaConfig) -> list[Stage]:
@@ -130,16 +134,54 @@ def build_stages(cfg: SenoritaConfig) -> list[Stage]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(p)
+CORPUS = "senorita_long"
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", help="Señorita-2M metadata JSON (default: generate a demo set)")
     p.add_argument("--root", help="folder the metadata paths are relative to (default: the JSON's folder)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    cfg = resolve_models(load_config(SenoritaConfig, args, pairs=args.pairs, root=args.root))
-    return run_corpus("senorita_long", cfg, build_inputs(cfg), build_stages(cfg)).exit_code
+
+
+def load(args: argparse.Namespace, build_models: bool = True) -> SenoritaConfig:
+    return resolve_models(load_config(SenoritaConfig, args, pairs=args.pairs, root=args.root), build=build_models)
+
+
+def model_paths(cfg: SenoritaConfig) -> dict[str, str]:
+    if not cfg.pairs:
+        return {}  # demo mode: tiny random models, built in cfg.tiny_models when the build runs
+    e, d = cfg.extend, cfg.descriptors
+    keys = {"extend.model": e.model, "extend.transformer": e.transformer, "extend.image_encoder": e.image_encoder,
+            "descriptors.model": d.model}
+    return {k: v for k, v in keys.items() if v}
+
+
+def demo_note(cfg: SenoritaConfig) -> str | None:
+    if cfg.pairs:
+        return None
+    return f"demo mode: tiny RANDOM FramePack and DINOv2 built in {cfg.tiny_models} when the build runs"
+
+
+def count_inputs(cfg: SenoritaConfig) -> dict[str, int]:
+    if not cfg.pairs:
+        return {f"demo pairs, generated under {Path(cfg.run.out).parent / 'senorita_demo_input'} at run time":
+                cfg.demo_pairs}
+    from pipelines.metadata import PairList
+
+    # The driver's listing of the pair file (JSON list, JSON Lines, Parquet): chunks of (first record, count, ...).
+    return {f"records in {cfg.pairs}": sum(desc[1] for desc in PairList(cfg.pairs, cfg.root).descriptors())}
+
+
+def run(cfg: SenoritaConfig, inputs):
+    return run_corpus(CORPUS, cfg, inputs, build_stages(cfg))
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    from pipelines.preflight import build_main
+
+    return build_main(sys.modules[__name__], argv, prog)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipelines.config import exit_on_user_error
+
+    sys.exit(exit_on_user_error(main))

@@ -9,7 +9,6 @@ card (README.md, pipelines/card.py), print the summary.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -24,13 +23,17 @@ from pipelines.card import write_card
 from pipelines.config import add_config_args, to_tree
 from pipelines.config import load_config as _load_config
 from pipelines.dataset import DatasetFolder
-from pipelines.live import Live, refresh_key
+from pipelines.execute import execute
+from pipelines.ingest import Ingest, Limited, as_ingest, gate_for
+from pipelines.interrupt import EXIT_INTERRUPTED, announce, deferred_sigint
+from pipelines.live import refresh_key
 from pipelines.lock import DatasetLock
+from pipelines.progress import Progress
 from pipelines.repair import repair
 from pipelines.summary import print_summary
+from pipelines.throughput import throughput
 from pipelines.writer import RunWriter
 from stages.base import Sample, Stage
-from stages.ids import text_id
 from stages.redact import redact_url
 
 __all__ = ["RunConfig", "RunSummary", "add_common_args", "load_config", "make_runner", "run_corpus"]
@@ -48,12 +51,20 @@ class RunConfig:
     ray_num_cpus: int | None = None
     ray_max_actors: int = 2
     ray_dashboard: bool = False
+    ray_model_resource: str | None = None  # a custom node resource model-stage actors need (pins them to those nodes)
     progress: bool = True
+    progress_every_s: float = 30.0  # when stdout is not a terminal: one line per stage this often (pipelines/progress.py)
     force_new: bool = False  # start a dataset in a folder that has content but no dataset.json (deletes nothing)
     retry_failed: bool = True  # rebuild inputs rejected for retryable reasons (stage_error, timeout, OOM, server)
     max_retryable_fraction: float = 0.1  # more retryable failures than this share of processed inputs: exit 3
+    limit: int | None = None  # build only the first N inputs (--limit): a trial run on real data
+    max_reject_rate: float | None = None  # more rejected than this share of processed inputs: exit 3
 
     def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"run.limit must be >= 1, got {self.limit}")
+        if self.max_reject_rate is not None and not 0.0 <= self.max_reject_rate <= 1.0:
+            raise ValueError(f"run.max_reject_rate must be in [0, 1], got {self.max_reject_rate}")
         if not 0.0 <= self.max_retryable_fraction <= 1.0:
             raise ValueError(f"run.max_retryable_fraction must be in [0, 1], got {self.max_retryable_fraction}")
         if self.runner not in ("ray", "sequential"):
@@ -78,6 +89,7 @@ class RunSummary:
     runner: str = ""
     tables: dict[str, str] = field(default_factory=dict)
     max_retryable_fraction: float = 1.0
+    max_reject_rate: float | None = None
 
     @property
     def too_many_retryable(self) -> bool:
@@ -85,9 +97,19 @@ class RunSummary:
         return n > 0 and n > self.max_retryable_fraction * self.counts.get("processed", 0)
 
     @property
+    def reject_rate(self) -> float:
+        """Rejected inputs over the inputs this run finished (skipped ones are not counted)."""
+        done = self.counts.get("accepted", 0) + self.counts.get("rejected", 0)
+        return self.counts.get("rejected", 0) / done if done else 0.0
+
+    @property
+    def too_many_rejected(self) -> bool:
+        return self.max_reject_rate is not None and self.reject_rate > self.max_reject_rate
+
+    @property
     def exit_code(self) -> int:
-        """3 when too many inputs failed for retryable reasons (the run needs attention, then a rerun)."""
-        return 3 if self.too_many_retryable else 0
+        """3 when too many inputs failed for retryable reasons, or more were rejected than --max-reject-rate."""
+        return 3 if self.too_many_retryable or self.too_many_rejected else 0
 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
@@ -111,7 +133,8 @@ def common_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {"run__out": args.out, "run__runner": args.runner, "run__ray_address": args.ray_address,
             "run__force_new": getattr(args, "force_new", None),
             "run__retry_failed": getattr(args, "retry_failed", None),
-            "run__max_retryable_fraction": getattr(args, "max_retryable_fraction", None)}
+            "run__max_retryable_fraction": getattr(args, "max_retryable_fraction", None),
+            "run__limit": getattr(args, "limit", None), "run__max_reject_rate": getattr(args, "max_reject_rate", None)}
 
 
 def load_config(cls: type, args: argparse.Namespace | None = None, **flags: Any) -> Any:
@@ -127,7 +150,8 @@ def make_runner(run: RunConfig):
         return SequentialRunner()
     from pipelines.ray_runner import RayRunner
 
-    return RayRunner(run.ray_address, run.ray_num_cpus, run.ray_max_actors, run.ray_dashboard)
+    return RayRunner(run.ray_address, run.ray_num_cpus, run.ray_max_actors, run.ray_dashboard,
+                     model_resource=run.ray_model_resource)
 
 
 def versions_of(stages: list[Stage]) -> tuple[dict[str, Any], str]:
@@ -152,45 +176,13 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-def _select(inputs: Iterable[Sample], live: Live, vkey: str, retry_failed: bool, counts: Counter,
-            dup_rejects: list[Sample], why: dict[str, str]) -> list[Sample]:
-    """Drop inputs whose live row is done for this refresh key; turn repeats of one content into rejects.
-
-    ``why`` gets, for every input built again, the reason its new row supersedes the old one.
-    """
-    todo, seen = [], {}
-
-    def done(iid: str) -> bool:
-        w = live.why_rebuild(iid, vkey, retry_failed)
-        if w is None:
-            counts["skipped_done"] += 1
-            return True
-        if w:
-            why[iid] = w
-            counts[f"rebuilt_{w}"] += 1
-        return False
-
-    for s in inputs:
-        counts["inputs"] += 1
-        if s.id in seen:
-            # Same bytes under another name: one row of its own so inputs = accepted + rejected.
-            src = json.dumps(s.source, sort_keys=True, default=str)
-            dup = Sample(id=text_id(src, prefix="dup_"), source=s.source)
-            if not done(dup.id):
-                dup_rejects.append(dup.reject("duplicate_input", stage="ingest",
-                                              detail=f"same content as {seen[s.id]}"))
-            continue
-        seen[s.id] = json.dumps(s.source, sort_keys=True, default=str)
-        if not done(s.id):
-            todo.append(s)
-    return todo
-
-
-def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Stage],
+def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample] | Ingest, stages: list[Stage],
                observe: Callable[[Sample], None] | None = None,
                tables: Callable[[], dict[str, str]] | None = None) -> RunSummary:
     """Build or refresh ``cfg.run.out`` from ``inputs`` through ``stages``. Returns the summary.
 
+    ``inputs``: an ``Ingest`` (pipelines/ingest.py: metadata streamed by the driver, media read
+    by the workers) or input Samples the caller already made.
     ``observe`` sees every finished sample (e.g. to collect statistics); ``tables`` then gives
     extra markdown tables by title, printed after the summary and kept in the run record.
     The folder's lock is held from recovery to the final commit: a second build on the same
@@ -198,16 +190,18 @@ def run_corpus(corpus: str, cfg: Any, inputs: Iterable[Sample], stages: list[Sta
     """
     folder = DatasetFolder(cfg.run.out, corpus)
     run = new_run_id()
-    with DatasetLock(folder.store, run) as lock:
-        folder.lock = lock
-        return _run_locked(folder, run, corpus, cfg, inputs, stages, observe, tables)
+    try:
+        with DatasetLock(folder.store, run) as lock:
+            folder.lock = lock
+            return _run_locked(folder, run, corpus, cfg, inputs, stages, observe, tables)
+    except KeyboardInterrupt:  # before or after the stages ran: nothing was half-committed (pipelines/interrupt.py)
+        announce()
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 def _run_locked(folder: DatasetFolder, run: str, corpus: str, cfg: Any, inputs: Iterable[Sample],
                 stages: list[Stage], observe: Callable[[Sample], None] | None,
                 tables: Callable[[], dict[str, str]] | None) -> RunSummary:
-    from tqdm import tqdm
-
     run_cfg: RunConfig = cfg.run
     t0 = time.perf_counter()
     removed = folder.recover(force_new=run_cfg.force_new)
@@ -222,42 +216,60 @@ def _run_locked(folder: DatasetFolder, run: str, corpus: str, cfg: Any, inputs: 
     folder.begin_run(run)
     versions, vkey = versions_of(stages)
     summary = RunSummary(corpus=corpus, run=run, out=str(folder.root), runner=run_cfg.runner,
-                         max_retryable_fraction=run_cfg.max_retryable_fraction)
-    dup_rejects: list[Sample] = []
-    live, why = folder.live(), {}
-    todo = _select(inputs, live, vkey, run_cfg.retry_failed, summary.counts, dup_rejects, why)
-    summary.counts["processed"] = len(todo) + len(dup_rejects)
+                         max_retryable_fraction=run_cfg.max_retryable_fraction, max_reject_rate=run_cfg.max_reject_rate)
+    inputs = as_ingest(inputs)
+    if getattr(run_cfg, "limit", None):
+        inputs = Limited(inputs, run_cfg.limit)
+    live = folder.live()
+    gate = gate_for(live, vkey, run_cfg.retry_failed)
     by_input = live.by_input()
-    writer = RunWriter(folder, run, versions, vkey, live.committed_for(vkey), run_cfg.shard_max_samples,
-                       run_cfg.shard_max_bytes, run_cfg.commit_every_s,
-                       live_by_input={i: by_input[i] for i in why if i in by_input}, replaces=why)
+    writer = RunWriter(folder, run, versions, vkey, live.committed_for(vkey) if run_cfg.runner != "ray" else {},
+                       run_cfg.shard_max_samples, run_cfg.shard_max_bytes, run_cfg.commit_every_s,
+                       live_by_input={i: by_input[i] for i in gate.rebuild if i in by_input}, replaces=gate.rebuild)
+    del live, by_input  # the gate and the writer keep what they need
     runner = make_runner(run_cfg)
-    bar = tqdm(total=len(todo), desc=f"{corpus} inputs", unit="input", disable=not run_cfg.progress)
-    for s in dup_rejects:
-        writer.write(s)
-    for s in runner.run(stages, todo):
-        writer.write(s)
-        if observe is not None:
-            observe(s)
-        for name, sec in s.timings.items():
-            # Parts of a split input inherit the parent's timings: count those stages once per input.
-            share = s.part[1] if name in s.shared_timings else 1
-            summary.stage_seconds[name] = summary.stage_seconds.get(name, 0.0) + sec / share
-            summary.stage_samples[name] += 1 / share
-        bar.update(writer.counts["accepted"] + writer.counts["rejected"] - len(dup_rejects) - bar.n)
+    bar = Progress(corpus, enabled=run_cfg.progress, every_s=run_cfg.progress_every_s)
+    interrupted = False
+    try:
+        execute(folder, run, stages, inputs, gate, writer, runner, summary, observe, bar)
+    except KeyboardInterrupt:  # Ctrl-C: stop taking work, commit what is complete, record the run as interrupted
+        interrupted = True
     bar.close()
-    writer.close()
+    with deferred_sigint():
+        _finish(folder, run, corpus, cfg, writer, runner, summary, tables, versions, vkey, t0, interrupted)
+    if interrupted:
+        announce()
+        raise SystemExit(EXIT_INTERRUPTED)
+    if summary.too_many_retryable:
+        log.error("%d of %d processed inputs failed for retryable reasons (more than run.max_retryable_fraction=%g):"
+                  " fix the cause, then rerun to retry them", summary.counts["retryable_failed"],
+                  summary.counts["processed"], run_cfg.max_retryable_fraction)
+    return summary
+
+
+def _finish(folder: DatasetFolder, run: str, corpus: str, cfg: Any, writer: RunWriter, runner: Any,
+            summary: RunSummary, tables: Callable[[], dict[str, str]] | None, versions: dict[str, Any], vkey: str,
+            t0: float, interrupted: bool) -> None:
+    """Commit the tail, write the run record and the card, print the summary (SIGINT held meanwhile)."""
+    run_cfg: RunConfig = cfg.run
+    if interrupted:
+        writer.commit()  # inputs still open stay unlisted rows, as after a crash; their committed samples are kept
+    else:
+        writer.close()
     summary.counts.update(writer.counts)
     summary.reasons = writer.reasons
     summary.shards = writer.shards
     summary.wall_s = time.perf_counter() - t0
     summary.tables = tables() if tables is not None else {}
     record = {
-        "run": run, "corpus": corpus, "complete": True, "config": redact(to_tree(cfg)), "versions": versions,
+        "run": run, "corpus": corpus, "complete": not interrupted, "config": redact(to_tree(cfg)), "versions": versions,
         "versions_key": vkey, "runner": run_cfg.runner, "runner_info": getattr(runner, "info", {}),
         "counts": dict(summary.counts), "reject_reasons": dict(summary.reasons),
         "stage_seconds": summary.stage_seconds, "stage_samples": dict(summary.stage_samples),
         "shards": summary.shards, "bytes_written": writer.bytes_written, "wall_s": summary.wall_s,
+        "driver_payload_bytes": writer.driver_payload_bytes,
+        "status": "interrupted" if interrupted else "complete",
+        "throughput": throughput(writer.footage_s, summary.wall_s, getattr(runner, "info", {})),
         "tables": summary.tables,
         "host": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -265,8 +277,3 @@ def _run_locked(folder: DatasetFolder, run: str, corpus: str, cfg: Any, inputs: 
     folder.finish_run(run, record)
     write_card(folder)  # README.md: what the folder holds now, from the live manifest
     print_summary(summary)
-    if summary.too_many_retryable:
-        log.error("%d of %d processed inputs failed for retryable reasons (more than run.max_retryable_fraction=%g):"
-                  " fix the cause, then rerun to retry them", summary.counts["retryable_failed"],
-                  summary.counts["processed"], run_cfg.max_retryable_fraction)
-    return summary

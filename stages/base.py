@@ -81,6 +81,7 @@ class Sample:
     errors: list[dict[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     shared_timings: tuple[str, ...] = ()  # stages timed on the parent before a split: shared by its parts
+    footage_s: float = 0.0  # seconds of input video this input holds (set by the stage that probes it), for throughput
 
     def __post_init__(self) -> None:
         if not self.input_id:
@@ -116,6 +117,7 @@ class Sample:
             meta={},
             timings=dict(self.timings),
             shared_timings=tuple(self.timings),
+            footage_s=self.footage_s,  # the parent's: the writer divides it among the parts
         )
 
 

@@ -219,7 +219,7 @@ class LoadPoses(Stage):
                      detail=f"{self.reference_camera} not in {list(rows)}")
             return
         focal = focal_from_folder(scene.parent.name)
-        poses, infos = {}, {}
+        poses, infos, frames = {}, {}, {}
         for cam, r in rows.items():
             video = scene / "videos" / f"{cam}.mp4"
             info = probe(video)
@@ -228,6 +228,7 @@ class LoadPoses(Stage):
             if not self._check(s, cam, poses[cam], n):
                 return
             infos[cam] = info
+            frames[cam] = n
         sizes = {(i.width, i.height) for i in infos.values()}
         if len(sizes) != 1:
             s.reject("mixed_video_sizes", stage=self.name, detail=str(sorted(sizes)))
@@ -238,6 +239,7 @@ class LoadPoses(Stage):
             s.reject("pose_frame_mismatch", stage=self.name,
                      detail=f"cameras differ in frame count: { {c: len(poses[c]) for c in cams} }")
             return
+        s.footage_s = sum(frames[c] / infos[c].fps for c in cams if infos[c].fps)  # the run's throughput counts it
         s.arrays["poses"] = np.stack([relative_to(poses[c], ref) for c in cams]).astype(np.float32)
         s.arrays["poses_self"] = np.stack([relative_to(poses[c], poses[c][0]) for c in cams]).astype(np.float32)
         if self.include_media:
@@ -261,6 +263,7 @@ class LoadPoses(Stage):
             return
         if not self._check(s, "roam", c2w, len(frames)):
             return
+        s.footage_s = len(frames) / self.roam_fps
         first = cv2.imread(str(frames[0]), cv2.IMREAD_COLOR)
         if first is None:
             s.reject("undecodable", stage=self.name, detail=str(frames[0]))

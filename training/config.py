@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
+import argparse
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pipelines.config import ConfigError, add_config_args, load
 
 
 @dataclass(frozen=True)
@@ -72,30 +73,74 @@ class TrainConfig:
             raise ValueError(f"merge_range must satisfy 0 <= lo <= hi <= 1, got {self.merge_range}")
 
 
-def _coerce(f, value: Any) -> Any:
-    if isinstance(value, str) and f.type not in ("str", "str | None"):
-        value = yaml.safe_load(value)
-    if "tuple" in str(f.type) and isinstance(value, list):
-        value = tuple(value)
-    return value
-
-
 def load_train_config(path: str | None = None, overrides: list[str] | None = None, **kw: Any) -> TrainConfig:
-    """Config from a YAML/JSON file, then ``key=value`` overrides, then keyword arguments."""
-    data: dict[str, Any] = {}
-    if path:
-        text = Path(path).read_text()
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a training config must be a mapping")
-    for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        data[k.strip()] = v
-    data.update(kw)
-    known = {f.name: f for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ValueError(f"unknown training config keys {unknown}; known: {sorted(known)}")
-    return TrainConfig(**{k: _coerce(known[k], v) for k, v in data.items()})
+    """Config from a YAML/JSON file, then ``key=value`` overrides, then keyword arguments.
+
+    The corpus builders' loader (pipelines/config.py): the same ``--set`` parsing and type checks,
+    and a ``ConfigError`` naming the key for every user mistake.
+    """
+    return load(TrainConfig, path, overrides, **kw)
+
+
+_LOCAL_PATHS = ("dataset", "out", "resume_from")  # always local folders (or URIs)
+_LOCAL_OR_HUB = ("backbone", "text_encoder")  # a local folder when one exists there, else a hub id / "hash"
+
+
+def resolve_paths(cfg: TrainConfig, cwd: str | Path | None = None) -> TrainConfig:
+    """Relative paths made absolute against ``cwd`` (default: where the command was typed).
+
+    Ray Train runs each worker in its own directory, where ``out/senorita_long`` names nothing (and
+    transformers then reports a missing config.json for a folder that exists): resolve before the
+    workers see the config.
+    """
+    base = Path(cwd or os.getcwd())
+    changes: dict[str, str] = {}
+    for name in _LOCAL_PATHS + _LOCAL_OR_HUB:
+        value = getattr(cfg, name)
+        if not value or "://" in value or Path(value).is_absolute():
+            continue
+        local = base / Path(value).expanduser()
+        if name in _LOCAL_PATHS or local.exists():
+            changes[name] = str(local.resolve())
+    return replace(cfg, **changes) if changes else cfg
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``memcorpus train`` / ``python -m training.train`` flags: the corpus builders' --config and --set."""
+    add_config_args(p)
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
+    p.add_argument("--dry-run", action="store_true", help="check the config and paths, print it resolved; train nothing")
+
+
+def print_config(cfg: TrainConfig) -> None:
+    """``--dry-run``: the config as the workers would get it (paths absolute)."""
+    import json
+    from dataclasses import asdict
+
+    print(f"dry run: training config checked (Ray is not started)\n{json.dumps(asdict(cfg), indent=2)}")
+
+
+def check_inputs(cfg: TrainConfig, remote: bool) -> None:
+    """The dataset and the backbone exist, before Ray starts: a user's mistake is one line (ConfigError)."""
+    from pipelines.preflight import check_model
+
+    if "://" not in cfg.dataset and not (Path(cfg.dataset) / "dataset.json").is_file():
+        raise ConfigError(f"dataset={cfg.dataset}: no dataset.json there; build a corpus into it first "
+                          "(memcorpus build ...)")
+    for key in ("backbone",) + (("text_encoder",) if cfg.text_encoder != "hash" else ()):
+        try:
+            check_model(key, getattr(cfg, key))
+        except ConfigError:
+            if not remote:  # on a cluster the workers' disks may hold what this one does not
+                raise
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The checked config of a training command, paths absolute; imports no torch, so mistakes are reported fast."""
+    from types import SimpleNamespace
+
+    from pipelines.preflight import joins_cluster
+
+    cfg = resolve_paths(load_train_config(args.config, args.overrides))
+    check_inputs(cfg, remote=joins_cluster(SimpleNamespace(ray_address=args.ray_address)))
+    return cfg

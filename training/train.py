@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.config import TrainConfig, load_train_config
+from training.config import TrainConfig, add_arguments, config_from_args, resolve_paths
 
 CKPT_FILE = "state.pt"
 
@@ -241,6 +243,7 @@ def fit(cfg: TrainConfig):
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    cfg = resolve_paths(cfg)  # the workers run in other directories: relative paths would name nothing there
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(cfg),
@@ -257,32 +260,82 @@ def fit(cfg: TrainConfig):
     return trainer.fit()
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML/JSON training config (fields of training.config.TrainConfig)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _fit_in_thread(cfg: TrainConfig):
+    """``fit`` on a helper thread, the main thread waiting where SIGINT/SIGTERM reach it.
+
+    Ray Train registers its own SIGINT handler only when ``fit`` runs on the main thread; that handler
+    aborts the run and then returns normally, so the caller cannot tell an interrupt from the end.
+    """
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fit(cfg)
+        except BaseException as e:  # noqa: BLE001 (handed to the main thread, which re-raises it)
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="memcorpus-train-fit", daemon=True)
+    t.start()
+    while t.is_alive():
+        t.join(0.2)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def run(args: argparse.Namespace) -> int:
+    """``memcorpus train``: user mistakes raise ConfigError; SIGINT/SIGTERM stop the run with status 130."""
+    cfg = config_from_args(args)
+    if getattr(args, "dry_run", False):
+        from training.config import print_config
+
+        print_config(cfg)
+        return 0
+    return train(cfg, args.ray_address)
+
+
+def train(cfg: TrainConfig, ray_address: str | None = None) -> int:
+    """Train on the named Ray cluster, else a new embedded one; Ctrl-C / SIGTERM stop it: exit status 130."""
     import ray
 
     from pipelines.ray_runner import init_ray
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    cfg = load_train_config(args.config, args.set)
-    if not ray.is_initialized():
-        # Same rule as the corpus builders: join only a named cluster, else a new Ray on 127.0.0.1 only.
-        init_ray(args.ray_address, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
-    result = fit(cfg)
+    # Set explicitly: a shell starts background jobs with SIGINT ignored, and Ray's core worker puts its own
+    # crash reporter on SIGTERM (it prints a stack and dies), so both are ours again once Ray is up.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not ray.is_initialized():
+            # Same rule as the corpus builders: join only a named cluster, else a new Ray on 127.0.0.1 only.
+            init_ray(ray_address, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+        for sig in previous:
+            signal.signal(sig, _interrupt)
+        result = _fit_in_thread(cfg)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the cleanup
+        print(f"interrupted: checkpoints so far are in {Path(cfg.out) / cfg.name}; rerun the same command to resume",
+              file=sys.stderr, flush=True)
+        # Stops an embedded Ray; on a cluster the driver leaves, and Ray ends the run's actors, which it owns.
+        ray.shutdown()
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print({k: v for k, v in (result.metrics or {}).items() if not k.startswith("_")})
     print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")
     return 0 if result.error is None else 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipelines.config import exit_on_user_error
+
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     add_arguments(p)
-    return run(p.parse_args(argv))
+    return exit_on_user_error(run, p.parse_args(argv), prog="python -m training.train")
 
 
 if __name__ == "__main__":

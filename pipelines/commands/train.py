@@ -8,12 +8,24 @@ HELP = "train the memory-conditioned DiT from corpus shards (Ray Train DDP/FSDP;
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from training.train import add_arguments as add
+    from training.config import add_arguments as add
 
     add(p)
 
 
-def run(args: argparse.Namespace) -> int:
-    from training.train import run as run_training
+def _run(args: argparse.Namespace) -> int:
+    from training.config import config_from_args, print_config
 
-    return run_training(args)
+    cfg = config_from_args(args)  # before torch and Ray are imported: a mistake is reported at once
+    if args.dry_run:
+        print_config(cfg)
+        return 0
+    from training.train import train
+
+    return train(cfg, args.ray_address)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.config import exit_on_user_error
+
+    return exit_on_user_error(_run, args, prog="memcorpus train")
