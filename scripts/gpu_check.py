@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import sys
@@ -86,6 +87,10 @@ def _train(ctx: S.Ctx, backbone: str, strategy: str, steps: int, name: str) -> d
         rows.append(stats)
         if ckpt is not None:
             seen["after"] = ckpt["model"]
+            d = ctx.work / "runs" / name / f"checkpoint_{ckpt['step']:06d}"  # as train_loop_per_worker saves it
+            d.mkdir(parents=True, exist_ok=True)
+            torch.save(ckpt, d / T.CKPT_FILE)
+            ctx.datasets.setdefault("checkpoint", d.parent)
 
     cfg = load_train_config(None, dataset=str(data), backbone=backbone, out=str(ctx.work / "runs"), name=name,
                             strategy=strategy, precision="bf16", steps=steps, lr=3e-3, frames=5, size=(32, 32),
@@ -115,6 +120,31 @@ def _wan2(ctx: S.Ctx) -> str:
     return str(out)
 
 
+def check_generate_evaluate(ctx: S.Ctx) -> dict:
+    """memcorpus generate (edit mode, DINOv2 retrieval) from the trained checkpoint, then memcorpus evaluate on it,
+    both with --device set; the argument parsers are the CLI's own."""
+    from training import evaluate as E
+    from training import generate as G
+
+    run_dir, data = ctx.datasets.get("checkpoint"), ctx.datasets.get("senorita")
+    assert run_dir is not None and data is not None, "needs the senorita pipeline and a training check to have passed"
+    dev, gen, ev = str(ctx.device), ctx.work / "gen", ctx.work / "eval"
+    p = argparse.ArgumentParser()
+    G.add_arguments(p)
+    assert G.run(p.parse_args([str(run_dir), "--out", str(gen), "--steps", "2", "--dataset", str(data),
+                               "--dino", ctx.tiny["dinov2"], "--device", dev])) == 0
+    rec = json.loads((gen / "generation.json").read_text())
+    p = argparse.ArgumentParser()
+    E.add_arguments(p)
+    assert E.run(p.parse_args([str(gen / "video.mp4"), "--dino", ctx.tiny["dinov2"], "--clip", ctx.tiny["clip"],
+                               "--out", str(ev), "--device", dev])) == 0
+    metrics = json.loads((ev / "metrics.json").read_text())
+    finite = [k for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)]
+    assert finite, metrics
+    return {"device": dev, "checked": f"generate: {rec['frames']} frames in {len(rec['steps'])} edit turns; "
+                                      f"evaluate: {len(finite)} finite metrics"}
+
+
 CHECKS = [
     ("framepack extend", S.check_framepack),
     ("dinov2 descriptors", S.check_dinov2),
@@ -127,6 +157,7 @@ CHECKS = [
     ("train ddp wan", lambda c: _train(c, c.tiny["wan"], "ddp", 2, "ddp1")),
     ("train ddp wan 2 experts", lambda c: _train(c, _wan2(c), "ddp", 4, "ddp2")),
     ("train fsdp2 wan", lambda c: _train(c, c.tiny["wan"], "fsdp", 1, "fsdp1")),
+    ("generate + evaluate", check_generate_evaluate),
 ]
 
 

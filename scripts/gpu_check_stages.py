@@ -138,17 +138,20 @@ def check_hog(ctx: Ctx) -> dict:
 
 
 def check_evaluator(ctx: Ctx) -> dict:
-    from training.encoders import ClipEncoder, DinoEncoder
     from training.evaluate import evaluate_video, load_lpips
+    from training.evaluate_models import ImageEncoder
 
     frames, history = moving_clip(8), moving_clip(8)[::-1].copy()
-    dino, clip = DinoEncoder(ctx.tiny["dinov2"]), ClipEncoder(ctx.tiny["clip"])
+    dev = str(ctx.device)
+    dino = ImageEncoder(ctx.tiny["dinov2"], "dino", "--dino", dev)
+    clip = ImageEncoder(ctx.tiny["clip"], "clip", "--clip", dev)
     lp = load_lpips(None, random_backbone=True)
     metrics, _ = evaluate_video(frames, dino, clip, prompt="a bright blob", shots=[(0, 4), (4, 8)],
                                 history=history, lpips_net=lp)
     want = {"subject_consistency", "background_consistency", "semantic_consistency", "inter_shot_subject",
             "history_psnr", "lpips_history"}
-    assert want <= metrics.keys() and all(np.isfinite(list(metrics.values()))), metrics
-    # training/encoders.py and training/metrics.py take no device: the evaluator runs where it is, on CPU.
-    return {"device": "cpu (training/encoders.py has no device option)",
-            "checked": f"{len(metrics)} metrics finite: DINOv2/CLIP consistency, semantic, PSNR, LPIPS"}
+    assert want <= metrics.keys(), sorted(metrics)
+    assert all(np.isfinite(v) for k, v in metrics.items() if k in want), metrics
+    where = on_device(dino.model, ctx, "DINOv2 evaluator")
+    on_device(clip.model, ctx, "CLIP evaluator")
+    return {"device": where, "checked": f"{len(want)} metrics finite: DINOv2/CLIP consistency, semantic, PSNR, LPIPS"}
