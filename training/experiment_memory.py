@@ -1,121 +1,110 @@
-"""Toy memory experiment: camera roams that revisit places; FOV-retrieved vs random vs no memory.
+"""Does the trained memory DiT use its memory? A paired toy experiment (``make experiment-memory``).
 
-    .venv/bin/python -m training.experiment_memory [--steps 600] [--quick]   (make experiment-memory)
+    .venv/bin/python -m training.experiment_memory [--steps N] [--seeds 3] [--test 256] [--quick]
 
-World: a camera at the origin of a textured cylinder (360° panorama) turns left and right;
-each video is 5 frames of a pan, rendered by cropping the panorama (FOV 52.67°, Context-as-
-Memory's). A scene holds 6 videos at random headings; VideoFOV scores (models/fov.py,
-Alg. 1) rank the others for each target. The tiny memory DiT is trained three times with the
-same seed and steps, conditioning on the top-2 FOV-retrieved videos, 2 random ones, or none,
-then samples held-out targets (20 Euler steps) and reports PSNR against the true views: the
-places were seen before, so memory can help. Latents are an exact space-to-depth codec
-(4x4 pixels -> 48 channels) instead of the random tiny VAE, which cannot reconstruct and
-would make every PSNR measure the VAE. The papers predict retrieved > random > none.
+World (training/experiment_world.py): endless panorama scenes; the target pans into places its
+first frame does not show, two revisit videos cover them, four distractors look elsewhere. The
+model is the project's memory DiT (models/memory_dit.py) on a small Wan backbone, trained with
+the bundled multicam recipe (training/step.py: Memory-V2V, arXiv 2601.16296, novel-view layout, per-video camera
+embedding Eq. 17, memory-token noise, user dropout, caption dropout) on VideoFOV top-k memory (k = 2)
+(Alg. 1), with the target's first frame as the user video and no memory on 10 % of batches
+(Context-as-Memory, arXiv 2506.03141 §3.3, trains 10 % of steps with no retrieved context). Memory is tokenised at
+1x2x2 (Context-as-Memory's full-resolution context; the toy latents are only 8x8).
+
+Then the *same* weights score 256 held-out targets under five memories: ``none``, ``shuffled``
+(another scene's retrieved videos), ``random`` (k of the scene's 6 candidates), ``fov`` (VideoFOV
+top-k) and ``oracle`` (the target itself, then the top k-1), by the flow-matching loss and the
+one-step x̂0 PSNR at fixed σ, with the same x0, noise and σ for every arm: any difference is the
+memory's doing. Three training seeds; 95 % CIs of paired differences by a bootstrap over targets
+(resampled within each seed).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-FOV_DEG, SIZE, FRAMES, CAMS = 52.67, 32, 5, 6
+from training.experiment_world import GeometryPool, PixelCodec, Scene, held_out
+
+ARMS = ("none", "shuffled", "random", "fov", "oracle")
+COMPARISONS = (("fov", "none"), ("fov", "random"), ("oracle", "fov"), ("shuffled", "none"))
+CAPTION = "a camera looks around"
 
 
-class PixelCodec:
-    """Exact 'VAE': (B, 3, F, H, W) in [-1, 1] <-> (B, 48, F, H/4, W/4)."""
+@dataclass(frozen=True)
+class Settings:
+    steps: int = 500
+    batch: int = 8
+    lr: float = 2e-3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_test: int = 256
+    memory_k: int = 2
+    no_memory_prob: float = 0.1
+    train_memory: str = "fov"  # the memory arm training draws from (others: diagnostics, e.g. "oracle")
+    pool: int = 384  # training geometries ranked by VideoFOV up front (textures stay endless)
+    sigmas: tuple[float, ...] = (0.3, 0.6, 0.9)
+    compare_sigma: float = 0.6
+    n_boot: int = 2000
+    layers: int = 4
+    heads: int = 4
+    head_dim: int = 24
+    workers: int = 3  # seeds trained side by side, one thread each (3 processes on 2 cores beat 2 rounds)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = x.shape
-        y = F.pixel_unshuffle(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w), 4)
-        return y.reshape(b, f, -1, h // 4, w // 4).permute(0, 2, 1, 3, 4).contiguous()
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = z.shape
-        y = F.pixel_shuffle(z.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w), 4)
-        return y.reshape(b, f, 3, h * 4, w * 4).permute(0, 2, 1, 3, 4).clamp(-1, 1)
-
-
-def panorama(rng: np.random.Generator) -> np.ndarray:
-    width = round(SIZE * 360 / FOV_DEG)
-    yy, xx = np.mgrid[0:SIZE, 0:width]
-    pano = np.zeros((SIZE, width, 3))
-    for c in range(3):
-        for _ in range(3):
-            k = rng.integers(1, 6)  # whole periods around the circle: the panorama wraps seamlessly
-            pano[..., c] += (
-                rng.uniform(20, 50)
-                * np.sin(2 * np.pi * k * xx / width + rng.uniform(0, 6))
-                * np.cos(yy / rng.uniform(3, 8))
-            )
-    for _ in range(8):  # landmarks make places recognisable
-        x0, y0 = rng.integers(0, width), rng.integers(0, SIZE - 8)
-        cols = np.arange(x0, x0 + 8) % width
-        pano[y0 : y0 + 8, cols] = rng.uniform(-100, 100, 3)
-    return (pano + 128).clip(0, 255).astype(np.uint8)
+    def __post_init__(self) -> None:
+        if self.train_memory not in ARMS:
+            raise ValueError(f"train_memory must be one of {ARMS}, got {self.train_memory!r}")
+        if self.compare_sigma not in self.sigmas:
+            raise ValueError(f"compare_sigma {self.compare_sigma} must be one of sigmas {self.sigmas}")
+        if self.steps < 0 or self.batch < 1 or self.n_test < 2 or not self.seeds:
+            raise ValueError(f"need steps >= 0, batch >= 1, n_test >= 2 and a seed, got {self}")
 
 
-def render(pano: np.ndarray, yaws_deg: np.ndarray) -> np.ndarray:
-    w = pano.shape[1]
-    out = []
-    for y in yaws_deg:
-        c = round(y / 360 * w) - SIZE // 2
-        out.append(pano[:, np.arange(c, c + SIZE) % w])
-    return np.stack(out)  # (F, H, W, 3)
+def memory_for(arm: str, scene: Scene, other: Scene, k: int, rng: np.random.Generator) -> list[int]:
+    """Rows of ``scene.pixels`` (or of ``other``'s for ``shuffled``) to use as memory, most relevant first."""
+    from training.retrieval import choose
+
+    n = len(scene.ranked)
+    if arm == "none":
+        return []
+    if arm in ("fov", "shuffled"):
+        return [1 + i for i in choose("retrieved", k, n, rng, scene.ranked if arm == "fov" else other.ranked)]
+    if arm == "random":
+        return [1 + i for i in choose("random", k, n, rng)]
+    if arm == "oracle":
+        return [0] + [1 + i for i in choose("retrieved", k - 1, n, rng, scene.ranked)]
+    raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
 
 
-def pose(yaw_deg: float) -> np.ndarray:
-    t = np.radians(yaw_deg)
-    p = np.eye(4)
-    p[:3, :3] = [[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]]
-    return p
+def encode(scenes: list[Scene], picks: list[list[int]], sources: list[Scene], codec, text) -> dict:
+    """The recipe's encoded batch (training/step.py ``z``): target, user = target's first frame, memory, cams."""
+    tgt = torch.stack([s.video(0) for s in scenes])  # (B, 3, F, H, W)
+    k = len(picks[0])
+    mem = [torch.stack([src.video(p[j]) for src, p in zip(sources, picks)]) for j in range(k)]
+    cams = {
+        "target": torch.stack([s.cams[0] for s in scenes]),  # (B, F, 12)
+        "user": torch.stack([s.cams[0, :1] for s in scenes]),
+        "memory": [torch.stack([src.cams[p[j]] for src, p in zip(sources, picks)]) for j in range(k)],
+    }
+    return {
+        "kind": "multicam",
+        "target": codec(tgt),
+        "user": codec(tgt[:, :, :1]),
+        "memory": [codec(m) for m in mem],
+        "cams": cams,
+        "text": text([CAPTION] * len(scenes)),
+    }
 
 
-def scene(rng: np.random.Generator) -> dict:
-    from models.fov import intrinsics, score_matrix
-
-    pano = panorama(rng)
-    starts = rng.uniform(0, 360, CAMS)
-    starts[1] = starts[0] + rng.uniform(-15, 15)  # a revisit: video 1 sees what video 0 saw
-    pans = rng.choice([-1, 1], CAMS) * rng.uniform(10, 30, CAMS)
-    yaws = [s + np.linspace(0, p, FRAMES) for s, p in zip(starts, pans)]
-    poses = [np.stack([pose(y) for y in ys]) for ys in yaws]
-    k = intrinsics(FOV_DEG, SIZE, SIZE)
-    scores = score_matrix(poses, [k] * CAMS, SIZE, SIZE, n_theta=45, n_phi=90)
-    return {"videos": [render(pano, ys) for ys in yaws], "scores": scores, "poses": np.stack(poses)}
-
-
-def write_roams(root: Path, n: int, seed: int) -> Path:
-    from stages.video import encode_mp4
-    from training.synthetic import npy, write_dataset_folder
-
-    rng = np.random.default_rng(seed)
-    samples = []
-    for i in range(n):
-        s = scene(rng)
-        d = {
-            "__key__": f"roam{seed}_{i:04d}",
-            "json": json.dumps({"caption": "a camera looks around", "layout": "multicam",
-                                "cameras": [f"cam{j:02d}" for j in range(CAMS)], "frames": FRAMES}).encode(),
-            "scores.npy": npy(s["scores"].astype(np.float32)),
-            "poses.npy": npy(s["poses"].astype(np.float32)),
-        }
-        for j, v in enumerate(s["videos"]):
-            d[f"cam{j:02d}.mp4"] = encode_mp4(v, fps=8, crf=10)
-        samples.append(d)
-    return write_dataset_folder(root, "multicam", samples)
-
-
-def _objective(seed: int):
+def build_objective(cfg: Settings, seed: int):
     from diffusers import WanTransformer3DModel
 
     from models.memory_dit import MemoryDiT, MemoryDiTConfig
@@ -123,126 +112,142 @@ def _objective(seed: int):
     from training.step import FlowObjective, StepConfig
 
     torch.manual_seed(seed)
-    tr = WanTransformer3DModel(
-        **{
-            **TRANSFORMER,
-            "in_channels": 48,
-            "out_channels": 48,
-            "num_layers": 4,
-            "num_attention_heads": 4,
-            "attention_head_dim": 24,
-            "ffn_dim": 192,
-        }
-    )
-    dit = MemoryDiT(tr, MemoryDiTConfig(merge_blocks=(), memory_level="fine"))  # Context-as-Memory style
-    return FlowObjective(dit, StepConfig(caption_dropout=0.0, memory_noise=0.0, user_dropout=0.0))
+    c = PixelCodec.channels
+    dims = {"num_layers": cfg.layers, "num_attention_heads": cfg.heads, "attention_head_dim": cfg.head_dim}
+    tr = WanTransformer3DModel(**{**TRANSFORMER, **dims, "in_channels": c, "out_channels": c,
+                                  "ffn_dim": 2 * cfg.heads * cfg.head_dim})  # fmt: skip
+    dit = MemoryDiT(tr, MemoryDiTConfig(merge_blocks=(), memory_level="fine", camera=True))
+    return FlowObjective(dit, StepConfig(latent_time_stride=1))  # the recipe's other rates as shipped
 
 
-def _examples(root: Path, mode: str, seed: int):
-    from training.data import open_dataset
-    from training.examples import ExampleConfig, multicam_example
+def train(cfg: Settings, seed: int, pool: GeometryPool, log=print):
+    """One model trained on endless scenes with VideoFOV top-k memory (none on ``no_memory_prob`` of batches)."""
+    from training.text import HashText
 
-    cfg = ExampleConfig(frames=FRAMES, size=(SIZE, SIZE), memory_k=2, memory_mode=mode)
-    # One generator per scene: every mode picks the same target camera of a scene (its first draw).
-    out = []
-    for i, s in enumerate(open_dataset(root)):
-        e = multicam_example(s, cfg, np.random.default_rng([seed, i]))
-        if e is not None:
-            # The arms compare memory alone: no user video, no cameras (the experiment predates both).
-            out.append({k: v for k, v in e.items() if k not in ("user", "cams")})
+    obj, text = build_objective(cfg, seed), HashText(32)
+    codec, rng, g = PixelCodec(), np.random.default_rng([seed, 3]), torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(obj.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50))
+    obj.train()
+    t0, recent = time.perf_counter(), []
+    for step in range(cfg.steps):
+        scenes = [pool.draw(rng) for _ in range(cfg.batch)]
+        arm = "none" if rng.random() < cfg.no_memory_prob else cfg.train_memory
+        picks = [memory_for(arm, s, s, cfg.memory_k, rng) for s in scenes]
+        loss, _ = obj(encode(scenes, picks, scenes, codec, text), g)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(obj.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        recent.append(float(loss.detach()))
+        if (step + 1) % max(1, cfg.steps // 10) == 0:
+            log(f"  seed {seed} step {step + 1}/{cfg.steps} loss {np.mean(recent[-50:]):.4f} "
+                f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    return obj.eval()
+
+
+def eval_noise(i: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Target ``i``'s noise draw: one per held-out target, shared by every arm, σ and seed."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(1_000_003 + i))
+
+
+def dit_fn(obj):
+    """The DiT call the recipe makes for a multicam batch (novel-view layout, one camera row per latent frame)."""
+    from training.step import LAYOUT, _camera_rows
+
+    def fn(z: dict, xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        cams = _camera_rows(z["cams"], obj.cfg.latent_time_stride)
+        return obj.dit(xt, sigma * 1000, z["text"], user=z["user"], memory=z["memory"], cams=cams,
+                       layout=LAYOUT["multicam"])  # fmt: skip
+
+    return fn
+
+
+@torch.no_grad()
+def evaluate(model_fn, tests: list[Scene], cfg: Settings, arms=ARMS, chunk: int = 32) -> dict:
+    """``{arm: {"loss": (n, S), "x0_psnr": (n, S)}}`` per held-out target and σ in ``cfg.sigmas``.
+
+    x0, noise and σ are the same in every arm; only the memory differs. Memory picks depend on the
+    target alone (``random`` draws from a per-target generator), so every seed sees the same memories.
+    """
+    from training.losses import noisy
+    from training.text import HashText
+
+    codec, text, n = PixelCodec(), HashText(32), len(tests)
+    out = {a: {"loss": np.zeros((n, len(cfg.sigmas))), "x0_psnr": np.zeros((n, len(cfg.sigmas)))} for a in arms}
+    for lo in range(0, n, chunk):
+        idx = range(lo, min(n, lo + chunk))
+        scenes = [tests[i] for i in idx]
+        for arm in arms:
+            others = [tests[(i + 1) % n] for i in idx]  # "shuffled": the next scene's retrieved videos
+            picks = [
+                memory_for(arm, tests[i], o, cfg.memory_k, np.random.default_rng([5, i])) for i, o in zip(idx, others)
+            ]
+            z = encode(scenes, picks, others if arm == "shuffled" else scenes, codec, text)
+            x0 = z["target"]
+            eps = torch.stack([eval_noise(i, tuple(x0.shape[1:])) for i in idx])
+            ref = torch.stack([s.pixels[0] for s in scenes]).float()
+            for j, s in enumerate(cfg.sigmas):
+                sig = torch.full((len(scenes),), float(s))
+                xt, v = noisy(x0, sig, eps)
+                pred = model_fn(z, xt, sig)
+                out[arm]["loss"][lo : lo + len(scenes), j] = ((pred - v) ** 2).flatten(1).mean(1).numpy()
+                gen = (codec.decode(xt - s * pred) + 1) * 127.5
+                mse = ((gen - ref) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+                out[arm]["x0_psnr"][lo : lo + len(scenes), j] = (10 * torch.log10(255.0**2 / mse)).numpy()
     return out
 
 
-def run_mode(mode: str, train_root: Path, test_root: Path, steps: int, seed: int) -> dict:
-    from training.losses import euler_sample
-    from training.step import collate, encode_batch
-    from training.text import HashText
+def _seed_job(cfg: Settings, seed: int, pool: GeometryPool, tests: list[Scene], threads: int) -> tuple[dict, float]:
+    torch.set_num_threads(threads)
+    t = time.perf_counter()
+    obj = train(cfg, seed, pool, lambda m: print(m, flush=True))
+    train_s = time.perf_counter() - t
+    return evaluate(dit_fn(obj), tests, cfg), train_s
 
-    torch.manual_seed(seed)
-    obj = _objective(seed)
-    codec, text = PixelCodec(), HashText(32)
-    train = _examples(train_root, mode, seed)
-    opt = torch.optim.AdamW(obj.parameters(), lr=2e-3)
-    t0, losses = time.perf_counter(), []
-    g = torch.Generator().manual_seed(seed)
-    for step in range(steps):
-        batch = collate([train[int(i)] for i in torch.randint(len(train), (4,), generator=g)])
-        loss, _ = obj(encode_batch(batch, codec, text, "cpu"), g, merge=False)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss))
-    obj.eval()
-    psnrs, copies, halves = [], [], []
-    with torch.no_grad():
-        for ex in _examples(test_root, mode, seed + 1):
-            z = encode_batch(collate([ex]), codec, text, "cpu")
-            fn = lambda x, s, z=z: obj.dit(x, s * 1000, z["text"], memory=z["memory"])
-            lat = euler_sample(fn, z["target"].shape, 20, torch.Generator().manual_seed(0))
-            gen = ((codec.decode(lat) + 1) * 127.5).round()
-            ref = ((ex["target"][None] + 1) * 127.5).round()
-            mse = float(((gen - ref) ** 2).mean())
-            psnrs.append(10 * np.log10(255**2 / max(mse, 1e-10)))
-            # From σ=0.5 the model must restore half-destroyed views: memory of the place can help early on.
-            half = euler_sample(fn, z["target"].shape, 10, torch.Generator().manual_seed(0), z["target"], 0.5)
-            gen = ((codec.decode(half) + 1) * 127.5).round()
-            halves.append(10 * np.log10(255**2 / max(float(((gen - ref) ** 2).mean()), 1e-10)))
-            if ex["memory"]:  # no model: how close is the first memory video itself to the true views?
-                mem = ((ex["memory"][0][None] + 1) * 127.5).round()
-                copies.append(10 * np.log10(255**2 / max(float(((mem - ref) ** 2).mean()), 1e-10)))
-    return {
-        "mode": mode,
-        "history_psnr_db": float(np.mean(psnrs)),
-        "psnr_std": float(np.std(psnrs)),
-        "half_psnr_db": float(np.mean(halves)),
-        "copy_memory_psnr_db": float(np.mean(copies)) if copies else float("nan"),
-        "n_test": len(psnrs),
-        "final_loss": float(np.mean(losses[-20:])),
-        "train_s": time.perf_counter() - t0,
-    }
+
+def run(cfg: Settings, log=print) -> dict:
+    """Train one model per seed, score every arm; ``{"per_seed": [evaluate(...)], "train_s", "total_s"}``.
+
+    Seeds run in ``cfg.workers`` processes of one thread each: this model's small matmuls gain little
+    from a second thread, while two processes keep both cores busy.
+    """
+    t0 = time.perf_counter()
+    pool = GeometryPool(cfg.pool, seed=1)
+    tests = held_out(cfg.n_test, seed=2)
+    log(f"VideoFOV rankings: {cfg.pool} training geometries + {cfg.n_test} held-out scenes "
+        f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    workers = min(cfg.workers, len(cfg.seeds))
+    if workers <= 1:
+        done = [_seed_job(cfg, s, pool, tests, torch.get_num_threads()) for s in cfg.seeds]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            done = list(ex.map(_seed_job, *zip(*[(cfg, s, pool, tests, 1) for s in cfg.seeds])))
+    return {"per_seed": [d[0] for d in done], "train_s": [d[1] for d in done], "total_s": time.perf_counter() - t0}
 
 
 def main(argv=None) -> int:
+    from training.experiment_report import write_report
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--train-scenes", type=int, default=24)
-    p.add_argument("--test-scenes", type=int, default=8)
-    p.add_argument("--quick", action="store_true", help="a few steps, to check the plumbing")
-    p.add_argument("--out", default="bench_out/experiment_memory.md")
-    p.add_argument("--work", default="/tmp/memcorpus_experiment_memory")
+    d = Settings()
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--seeds", type=int, default=len(d.seeds), help="how many training seeds (0, 1, ...)")
+    p.add_argument("--test", type=int, default=d.n_test, help="held-out targets")
+    p.add_argument("--quick", action="store_true", help="a few steps and targets, to check the plumbing")
+    p.add_argument("--out", default="bench_out/experiment_memory.json")
     a = p.parse_args(argv)
+    cfg = replace(d, steps=a.steps, batch=a.batch, seeds=tuple(range(a.seeds)), n_test=a.test)
     if a.quick:
-        a.steps, a.train_scenes, a.test_scenes = 10, 6, 3
-    work = Path(a.work)
-    train_root = (
-        write_roams(work / f"train{a.train_scenes}", a.train_scenes, seed=1)
-        if not (work / f"train{a.train_scenes}" / "dataset.json").exists()
-        else work / f"train{a.train_scenes}"
-    )
-    test_root = (
-        write_roams(work / f"test{a.test_scenes}", a.test_scenes, seed=2)
-        if not (work / f"test{a.test_scenes}" / "dataset.json").exists()
-        else work / f"test{a.test_scenes}"
-    )
-    rows = [run_mode(m, train_root, test_root, a.steps, seed=0) for m in ("retrieved", "random", "none")]
-    table = (
-        "| memory | history PSNR (dB) | std | from σ=0.5 PSNR (dB) | copy 1st memory PSNR (dB) | test targets "
-        "| final train loss | train s |\n|---|---|---|---|---|---|---|---|\n"
-    )
-    table += "\n".join(
-        f"| {r['mode']} | {r['history_psnr_db']:.2f} | {r['psnr_std']:.2f} | {r['half_psnr_db']:.2f} | "
-        f"{r['copy_memory_psnr_db']:.2f} | "
-        f"{r['n_test']} | "
-        f"{r['final_loss']:.4f} | {r['train_s']:.0f} |"
-        for r in rows
-    )
-    head = (
-        f"experiment-memory: {a.steps} steps x batch 4, {a.train_scenes} train / {a.test_scenes} test scenes, "
-        f"tiny DiT, shared 2-core machine.\n\n"
-    )
-    print(head + table)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(head + table + "\n")
+        cfg = replace(cfg, steps=20, batch=4, seeds=(0, 1), n_test=16, pool=16, n_boot=200)
+    torch.set_num_threads(1)
+    res = run(cfg)
+    print(write_report(res, cfg, Path(a.out)))
     return 0
 
 

@@ -38,8 +38,13 @@ class StepConfig:
     single_level_prob: float = 0.5  # one tokenizer for all memory on 50 % of steps (memory-v2v §4.1.1)
     recon_weight: float = 0.5  # λ of memento Eq. 8 (§4.1)
     sigma_shift: float = 1.0
+    # Pixel frames per latent frame after the first: the Wan VAE keeps frame 0, then every 4th, so the
+    # per-frame camera rows are subsampled alike. 1 for a codec without temporal compression.
+    latent_time_stride: int = 4
 
     def __post_init__(self) -> None:
+        if self.latent_time_stride < 1:
+            raise ValueError(f"latent_time_stride must be >= 1, got {self.latent_time_stride}")
         for name in ("caption_dropout", "memory_noise", "user_dropout", "merge_prob", "single_level_prob"):
             v = getattr(self, name)
             if not 0 <= v <= (1 if name != "memory_noise" else float("inf")):
@@ -152,14 +157,14 @@ def encode_batch(batch: dict, enc: LatentEncoder, text_fn, device) -> dict:
     return z
 
 
-def _camera_rows(cams: dict | None) -> dict | None:
+def _camera_rows(cams: dict | None, stride: int = 4) -> dict | None:
     """Pixel-frame cameras (B, F, 12) -> one per latent frame (Wan's VAE keeps frame 0, then every 4th).
 
     Each video keeps its own frame count (a roam context frame is one pixel frame, one latent frame).
     """
     if cams is None:
         return None
-    return {k: (v[:, ::4] if k != "memory" else [c[:, ::4] for c in v]) for k, v in cams.items()}
+    return {k: (v[:, ::stride] if k != "memory" else [c[:, ::stride] for c in v]) for k, v in cams.items()}
 
 
 @dataclass(frozen=True)
@@ -231,7 +236,7 @@ def loss_on(model, z: dict, cfg: StepConfig, g: torch.Generator, merge: bool = T
     # A two-expert DiT (models/experts.py) draws σ on one side of its switch, the same side on every rank.
     sigma = getattr(core, "sample_sigmas", sample_sigmas)(b, g, cfg.sigma_shift)
     xt, v = noisy(x0, sigma, torch.randn(x0.shape, generator=g).to(dev))
-    cams = _camera_rows(z.get("cams")) if core.camera is not None else None
+    cams = _camera_rows(z.get("cams"), cfg.latent_time_stride) if core.camera is not None else None
     pred = model(
         xt, (sigma * 1000).to(dev), cross_text(story, shot), user=user, memory=memory, merge_ratio=ratio,
         cams=cams, bank=bank, layout=layout, memory_levels=sched.levels,
