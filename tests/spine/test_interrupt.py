@@ -23,7 +23,10 @@ from pipelines.verify import verify
 ROOT = Path(__file__).resolve().parents[2]
 N = 24
 BUILD = """
-import sys
+import signal, sys
+# As a shell starts a foreground command: a test run started in the background (`pytest &`, nohup) has SIGINT
+# ignored, the build would inherit that, and Python installs no KeyboardInterrupt handler then.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pipelines.common import RunConfig, run_corpus
 from tests.spine.toy import Slow, Square, ToyConfig, toy_inputs
 out, runner = sys.argv[1], sys.argv[2]
