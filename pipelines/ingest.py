@@ -17,6 +17,7 @@ refresh skips what is built and a second copy of the same bytes becomes one
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -43,14 +44,14 @@ def chunk_sizes(chunk: int = CHUNK) -> Iterator[int]:
         size *= 2
 
 
-class Ingest:
+class Ingest(ABC):
     """Inputs in chunks: ``descriptors()`` runs on the driver, ``samples(desc)`` on a worker."""
 
-    def descriptors(self) -> Iterator[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def descriptors(self) -> Iterator[Any]: ...
 
-    def samples(self, desc: Any) -> list[Sample]:
-        raise NotImplementedError
+    @abstractmethod
+    def samples(self, desc: Any) -> list[Sample]: ...
 
     def __iter__(self) -> Iterator[Sample]:  # the local runner: everything in this process
         for desc in self.descriptors():
