@@ -12,13 +12,7 @@ import pytest
 
 from pipelines.demo_memento import hard_cases_film, memento_film, render_film
 from stages.subtitles import make_finder, plan_crop
-
-
-def box_iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+from tests.geometry import box_iou
 
 
 def overlaps(a, b) -> bool:

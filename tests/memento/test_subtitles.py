@@ -9,18 +9,7 @@ import pytest
 from models.ocr import make_text_detector
 from pipelines.cli import main as cli_main
 from stages.subtitles import crop_without_band, make_finder
-
-
-def iou_1d(a, b) -> float:
-    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
-    return inter / (max(a[1], b[1]) - min(a[0], b[0]))
-
-
-def box_iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+from tests.geometry import box_iou, iou_1d
 
 
 def contains_centre(box, truth) -> bool:

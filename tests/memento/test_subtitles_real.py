@@ -14,6 +14,7 @@ import pytest
 
 from stages.subtitles import make_finder
 from stages.video import probe
+from tests.geometry import iou_1d
 
 # subtitles_ru_1280x720.mp4 (30 fps, 240 frames): thin, widely letter-spaced white capitals ~11 px tall.
 RU_ROWS = [670, 681]
@@ -38,9 +39,6 @@ CUTS_OVERLAYS = [  # (first frame, last frame, a point inside the text)
     (265, 387, (512, 12)),  # the same disclaimer, two lines, top right
 ]
 
-
-def iou_1d(a, b) -> float:
-    return max(0, min(a[1], b[1]) - max(a[0], b[0])) / (max(a[1], b[1]) - min(a[0], b[0]))
 
 
 def recalled(events: list[dict], truth: list[tuple[int, int]], step: int) -> list[tuple[int, int]]:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.geometry import yaw_pose
 from training import metrics as M
 from training.evaluate import evaluate_video, write_report
 
@@ -115,17 +116,11 @@ def test_character_groups_and_consistency_by_hand():
     assert M.character_consistency(np.ones((3, 4)), {"x": [0, 1, 2]}) == pytest.approx(1.0)
 
 
-def _yaw(deg: float) -> np.ndarray:
-    p = np.eye(4)
-    t = np.radians(deg)
-    p[:3, :3] = [[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]]
-    return p
-
 
 def test_revisit_pairs_match_the_way_back_to_the_way_out():
     # Context-as-Memory §4.1: turn 40 degrees away in 10-degree steps and come back
     yaws = [0, 10, 20, 30, 40, 30, 20, 10, 0]
-    poses = np.stack([_yaw(y) for y in yaws])
+    poses = np.stack([yaw_pose(y) for y in yaws])
     pairs = M.revisit_pairs(poses, [[0, 3], [3, 6], [6, 9]], max_deg=1.0)
     assert pairs == [(6, 2), (7, 1), (8, 0)]  # frame 5 (yaw 30) is only one segment from frame 3: not counted
     assert all(yaws[i] == yaws[j] for i, j in pairs)

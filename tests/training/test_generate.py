@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from stages.video import read_frames
+from tests.geometry import yaw_pose
 from training.generate import add_arguments, run
 
 TRAIN = {"steps": 1, "frames": 5, "size": (32, 32), "shuffle": 0, "checkpoint_every": 1, "memory_k": 3}
@@ -158,12 +159,6 @@ def test_evaluate_scores_what_generate_wrote(story_run, camera_run, tiny_models,
     assert m["revisit_pairs"] > 0 and 0 < m["revisit_psnr"] <= 100  # Context-as-Memory history comparison
 
 
-def _yaw_pose(deg: float) -> np.ndarray:
-    p = np.eye(4)
-    t = np.radians(deg)
-    p[:3, :3] = [[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]]
-    return p
-
 
 def test_videofov_context_on_a_turn_away_and_back_trajectory():
     """Context-as-Memory's test trajectory (§4.1): turn 180 degrees and come back, 10 degrees a frame."""
@@ -171,7 +166,7 @@ def test_videofov_context_on_a_turn_away_and_back_trajectory():
     from training.generate_memory import context_for
 
     yaws = list(range(0, 181, 10)) + list(range(170, -1, -10))  # 37 frames
-    poses = np.stack([_yaw_pose(y) for y in yaws])
+    poses = np.stack([yaw_pose(y) for y in yaws])
     k = intrinsics(52.67, 64, 64)
     start = 30  # target frames 30..33 look at yaw 60..30, first seen at frames 3..6
     ctx, info = context_for(poses, np.arange(start, start + 4), start, k, 64, 64)
